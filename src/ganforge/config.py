@@ -1,0 +1,284 @@
+"""Typed run configuration: nested dataclasses, every field with its default and a one-line comment.
+
+The CLI, presets and TOML files only fill this in. Unknown keys and bad values raise `ConfigError`
+naming the key (and, for a typo, the closest valid key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file, preset or command-line override."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The schema
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist-5k"  # dataset registry name: gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k
+    root: str = "~/.cache/ganforge"  # where downloaded datasets are cached
+    mean: float = 5.0  # gaussian-1d: target mean
+    std: float = 1.0  # gaussian-1d: target standard deviation
+    mode_std: float = 0.0  # ring-8 / grid-25: std of each mode (0 = the benchmark's own value)
+    n: int = 0  # toy datasets: number of training points (0 = 100,000)
+    limit: int = 0  # keep only the first `limit` examples of an image dataset (0 = all)
+
+
+@dataclass
+class NetConfig:
+    arch: str = "mlp"  # network family: mlp or dcgan
+    hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp: width of each hidden layer
+    activation: str = "relu"  # hidden activation: relu, leaky_relu, elu, gelu, silu, tanh
+    leaky_slope: float = 0.2  # negative slope of leaky_relu
+    dropout: float = 0.0  # dropout after each hidden activation (0 = none)
+    norm: str = "none"  # normalisation after each hidden layer: none, batch, layer
+    channels: int = 64  # dcgan: width of the widest conv layer
+    spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 100  # size of the noise vector fed to G
+    g: NetConfig = field(default_factory=NetConfig)  # generator network
+    d: NetConfig = field(default_factory=lambda: NetConfig(activation="leaky_relu"))  # discriminator
+    ema: float = 0.0  # decay of the moving average of G's weights (0 = off; 0.999 is typical)
+    ema_start: int = 0  # step from which G_ema tracks G (before it, G_ema copies G)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4  # Adam learning rate
+    beta1: float = 0.5  # Adam beta1 (0.9 is PyTorch's default; GANs usually prefer 0.5 or 0)
+    beta2: float = 0.999  # Adam beta2
+    weight_decay: float = 0.0  # L2 weight decay
+
+
+@dataclass
+class LossConfig:
+    name: str = "bce"  # adversarial loss: bce (non-saturating), minimax, lsgan, hinge, wgan, ragan
+    label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing for D
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 0  # number of G updates (0 = derive from epochs)
+    epochs: float = 0.0  # passes over the dataset, used when steps is 0
+    batch_size: int = 64  # samples per D and G step
+    d_steps: int = 1  # D updates per G update
+    seed: int = 0  # seeds torch, data order and the fixed sample noise
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:1, auto
+    precision: str = "fp32"  # fp32 or bf16 (autocast; weights stay fp32)
+    out: str = ""  # run folder ('' = runs/<preset or data>-<timestamp>)
+    log_every: int = 100  # print and record losses every N steps
+    sample_every: int = 1000  # write a sample picture every N steps (0 = only at the end)
+    ckpt_every: int = 1000  # write the checkpoint every N steps (0 = only at the end)
+    num_samples: int = 64  # size of the fixed noise batch for sample pictures (8x8 grid)
+    hist_samples: int = 10000  # 1D data: generated values in the histogram
+    progress: str = "auto"  # auto (bar on a terminal, lines otherwise), bar, lines, none
+
+
+@dataclass
+class Config:
+    preset: str = ""  # the preset this config started from ('' = none)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    g_optim: OptimConfig = field(default_factory=OptimConfig)
+    d_optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Values restricted to a fixed set; checked at load so a typo fails before training starts.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "activation": ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh"),
+    "norm": ("none", "batch", "layer"),
+    "arch": ("mlp", "dcgan"),
+    "precision": ("fp32", "bf16"),
+    "progress": ("auto", "bar", "lines", "none"),
+}
+POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every"}
+NON_NEGATIVE = {"steps", "epochs", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr"}
+
+
+# --------------------------------------------------------------------------------------------------
+# dict <-> dataclass
+
+
+def _closest(key: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else f" (valid keys: {', '.join(options)})"
+
+
+def _coerce(path: str, typ: Any, value: Any) -> Any:
+    """Check `value` against the annotation `typ`, converting int->float where harmless."""
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (item,) = typing.get_args(typ)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_coerce(f"{path}[{i}]", item, v) for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError("unions are not used in the config schema")
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if typ is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return int(value)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {typ}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
+    """Build dataclass `cls` from `data`, starting from `base` (an instance) or the defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
+    obj = dataclasses.replace(base) if base is not None else cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in data.items():
+        path = prefix + key
+        if key not in names:
+            raise ConfigError(f"unknown config key '{path}'" + _closest(key, names))
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            value = _build(typ, value, path + ".", getattr(obj, key))
+        else:
+            value = _coerce(path, typ, value)
+            _check_value(path, key, value)
+        setattr(obj, key, value)
+    return obj
+
+
+def _check_value(path: str, key: str, value: Any) -> None:
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{path}: '{value}' is not one of {', '.join(CHOICES[key])}")
+    if key in POSITIVE and value <= 0:
+        raise ConfigError(f"{path}: must be positive, got {value}")
+    if key in NON_NEGATIVE and value < 0:
+        raise ConfigError(f"{path}: must be zero or positive, got {value}")
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a Config from nested dicts (e.g. parsed TOML), on top of `base` or the defaults."""
+    cfg = _build(Config, data, "", base if base is not None else None)
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def validate(cfg: Config) -> None:
+    """Checks that involve several fields or registries (imported lazily to avoid cycles)."""
+    from ganforge import data, losses
+
+    if cfg.data.name not in data.DATASETS:
+        raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, list(data.DATASETS)))
+    if cfg.loss.name not in losses.LOSSES:
+        raise ConfigError(f"loss.name: unknown loss '{cfg.loss.name}'" + _closest(cfg.loss.name, list(losses.LOSSES)))
+    if not 0 <= cfg.model.ema < 1:
+        raise ConfigError(f"model.ema: must be in [0, 1), got {cfg.model.ema}")
+    if not 0 <= cfg.loss.label_smoothing < 1:
+        raise ConfigError(f"loss.label_smoothing: must be in [0, 1), got {cfg.loss.label_smoothing}")
+    for net in ("g", "d"):
+        if not 0 <= getattr(cfg.model, net).dropout < 1:
+            raise ConfigError(f"model.{net}.dropout: must be in [0, 1)")
+
+
+# --------------------------------------------------------------------------------------------------
+# TOML, presets, overrides
+
+
+def load_toml(path: str | Path, base: Config | None = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return from_dict(data, base)
+
+
+def dump_toml(cfg: Config) -> str:
+    return tomli_w.dumps(to_dict(cfg))
+
+
+def presets() -> list[str]:
+    """Names of the presets shipped with the package."""
+    folder = resources.files("ganforge") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name: str) -> Config:
+    names = presets()
+    if name not in names:
+        raise ConfigError(f"unknown preset '{name}'" + _closest(name, names).replace("valid keys", "presets"))
+    text = (resources.files("ganforge") / "presets" / f"{name}.toml").read_text()
+    cfg = from_dict(tomllib.loads(text))
+    cfg.preset = name
+    return cfg
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}}; the value is parsed as TOML, else a string."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects section.key=value, got '{item}'")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(cfg: Config, items: list[str]) -> Config:
+    for item in items:
+        cfg = from_dict(parse_override(item), cfg)
+    return cfg
+
+
+def total_steps(cfg: Config, dataset_size: int) -> int:
+    """G updates to run: `train.steps`, or `train.epochs` passes over the data at this batch size."""
+    if cfg.train.steps > 0:
+        return cfg.train.steps
+    if cfg.train.epochs > 0:
+        per_epoch = max(1, dataset_size // cfg.train.batch_size)
+        return max(1, round(cfg.train.epochs * per_epoch))
+    raise ConfigError("train.steps or train.epochs must be set")

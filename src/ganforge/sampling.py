@@ -1,0 +1,65 @@
+"""Load a trained generator (from a run folder, a checkpoint or an exported file) and sample it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganforge import checkpoint, config
+from ganforge.models import build_generator
+
+
+class Sampler:
+    """A generator rebuilt from its saved config; `.sample(n)` returns data-shaped samples."""
+
+    def __init__(self, G: nn.Module, cfg: config.Config, data_kind: str, step: int, ema: bool):
+        self.G, self.cfg, self.data_kind, self.step, self.ema = G.eval(), cfg, data_kind, step, ema
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, batch: int = 1000) -> torch.Tensor:
+        """n samples (n, *data_shape); images are in [-1, 1]. A seed makes them reproducible."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        device = next(self.G.parameters()).device
+        z = torch.randn(n, self.cfg.model.z_dim, generator=gen).to(device)
+        return torch.cat([self.G(chunk) for chunk in z.split(batch)]).float()
+
+
+def _find(path: Path) -> Path:
+    if path.is_dir():
+        path = path / "checkpoint.safetensors"
+    if not path.exists():
+        raise checkpoint.CheckpointError(f"no checkpoint at {path} (expected a run folder or a .safetensors file)")
+    return path
+
+
+def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
+    """Load G from a run folder, a training checkpoint or an exported generator file.
+
+    With `ema` (the default) the moving-average generator is used when the run kept one.
+    """
+    path = _find(Path(path))
+    fmt, tensors, state = checkpoint.read(path)
+    if fmt == checkpoint.EXPORT_FORMAT:
+        weights, used_ema = tensors, state.get("ema", False)
+    else:
+        ema_weights = checkpoint.prefixed(tensors, "g_ema")
+        used_ema = bool(ema and ema_weights)
+        weights = ema_weights if used_ema else checkpoint.prefixed(tensors, "g")
+    cfg = config.from_dict(state["config"])
+    G = build_generator(cfg.model, tuple(state["data_shape"]), state["data_kind"] == "image")
+    G.load_state_dict(weights)
+    return Sampler(G.to(device), cfg, state["data_kind"], int(state["step"]), used_ema)
+
+
+def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
+    """Write the generator alone (EMA weights when kept) with its config in the file's metadata."""
+    s = load(run, ema=ema)
+    state = {"config": config.to_dict(s.cfg), "step": s.step, "ema": s.ema, "data_kind": s.data_kind,
+             "data_shape": list(s.sample(1, seed=0).shape[1:])}
+    meta = {"format": checkpoint.EXPORT_FORMAT, "schema": str(checkpoint.SCHEMA), "state": json.dumps(state)}
+    checkpoint.atomic_save(s.G.state_dict(), out, meta)
+    return Path(out)
+

@@ -1,0 +1,313 @@
+"""The training loop: D step(s), G step, EMA, log, sample pictures, checkpoint.
+
+`train(cfg)` is the whole program behind `ganforge train`; `build(cfg)` makes the objects it uses,
+so tests and users can build and inspect them (or pass their own G and D).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import ganforge
+from ganforge import checkpoint, config
+from ganforge.config import Config, ConfigError
+from ganforge.data import Dataset, IndexSampler, load_dataset
+from ganforge.losses import LOSSES
+from ganforge.models import build_discriminator, build_generator
+from ganforge.progress import Progress
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class Run:
+    """Everything a training run holds; `step` counts G updates done."""
+
+    cfg: Config
+    out: Path
+    data: Dataset
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sampler: IndexSampler
+    fixed_z: torch.Tensor  # (num_samples, z_dim): the same latent points pictured at every interval
+    device: torch.device
+    total: int  # G updates to reach
+    step: int = 0
+
+    @property
+    def sample_model(self) -> nn.Module:
+        """The generator to sample and evaluate: G_ema when EMA is on."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: '{name}' requested but CUDA is not available (use cpu or auto)")
+    return dev
+
+
+def _adam(params, o: config.OptimConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+
+
+def default_out(cfg: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.preset or cfg.data.name}-{stamp}"
+
+
+def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None,
+          D: nn.Module | None = None, data: Dataset | None = None) -> Run:
+    """Seed, load data, build (or take) G and D, their optimizers and the batch sampler."""
+    config.validate(cfg)
+    device = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    data = (data or load_dataset(cfg.data, seed=cfg.train.seed)).to(device)
+    images = data.kind == "image"
+    G = (G or build_generator(cfg.model, data.shape, images)).to(device)
+    D = (D or build_discriminator(cfg.model, data.shape)).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.model.ema > 0 else None
+    # The fixed noise has its own generator so pictures never disturb the training random stream.
+    gen = torch.Generator().manual_seed(cfg.train.seed + 1)
+    fixed_z = torch.randn(cfg.train.num_samples, cfg.model.z_dim, generator=gen).to(device)
+    out = Path(out or cfg.train.out or default_out(cfg))
+    return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
+               IndexSampler(len(data), cfg.train.batch_size, device), fixed_z, device,
+               config.total_steps(cfg, len(data)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_run(run: Run, path: Path | None = None) -> Path:
+    """Write the full training state (weights, optimizers, RNG, data order) atomically."""
+    tensors = checkpoint.with_prefix(run.G.state_dict(), "g") | checkpoint.with_prefix(run.D.state_dict(), "d")
+    if run.G_ema is not None:
+        tensors |= checkpoint.with_prefix(run.G_ema.state_dict(), "g_ema")
+    og, og_json = checkpoint.optimizer_to_data(run.opt_g, "opt_g")
+    od, od_json = checkpoint.optimizer_to_data(run.opt_d, "opt_d")
+    perm, cursor = run.sampler.state()
+    tensors |= og | od | {"rng.torch": torch.get_rng_state(), "sampler.perm": perm}
+    if run.device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+    state = {"config": config.to_dict(run.cfg), "step": run.step, "opt_g": og_json, "opt_d": od_json,
+             "sampler_cursor": cursor, "data_shape": list(run.data.shape), "data_kind": run.data.kind,
+             "num_classes": run.data.num_classes, "ganforge_version": ganforge.__version__,
+             "torch_version": torch.__version__}
+    path = path or run.out / CHECKPOINT
+    checkpoint.save(path, tensors, state)
+    return path
+
+
+def restore_run(run: Run, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    """Load a checkpoint's state into a freshly built run (same config)."""
+    run.G.load_state_dict(checkpoint.prefixed(tensors, "g"))
+    run.D.load_state_dict(checkpoint.prefixed(tensors, "d"))
+    if run.G_ema is not None:
+        ema = checkpoint.prefixed(tensors, "g_ema")
+        run.G_ema.load_state_dict(ema or run.G.state_dict())
+    run.opt_g.load_state_dict(checkpoint.optimizer_from_data(tensors, state["opt_g"], "opt_g"))
+    run.opt_d.load_state_dict(checkpoint.optimizer_from_data(tensors, state["opt_d"], "opt_d"))
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and run.device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], run.device)
+    if state.get("sampler_cursor") is not None:
+        run.sampler.load_state(tensors["sampler.perm"], state["sampler_cursor"])
+    run.step = int(state["step"])
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
+    """Rebuild a run from its folder's checkpoint; `overrides` may change e.g. train.steps."""
+    run_dir = Path(run_dir)
+    tensors, state = checkpoint.load(run_dir / CHECKPOINT)
+    cfg = config.apply_overrides(config.from_dict(state["config"]), overrides or [])
+    run = build(cfg, out=run_dir)
+    restore_run(run, tensors, state)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pictures
+
+
+@torch.no_grad()
+def generate(G: nn.Module, z: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """G(z) in eval mode (dropout off, batch-norm running stats), in chunks; G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    out = torch.cat([G(chunk) for chunk in z.split(batch)])
+    G.train(was_training)
+    return out.float()
+
+
+def save_picture(run: Run, path: Path) -> Path:
+    """Picture the current samples: a grid for images, a histogram (1D) or scatter plot (2D)."""
+    from ganforge import viz
+
+    G, data, cfg = run.sample_model, run.data, run.cfg
+    title = f"{cfg.preset or cfg.data.name}, step {run.step}"
+    if data.kind == "image":
+        nrow = int(math.sqrt(len(run.fixed_z))) if math.isqrt(len(run.fixed_z)) ** 2 == len(run.fixed_z) else 0
+        return viz.save_grid(generate(G, run.fixed_z), path, nrow=nrow, scale=2)
+    gen = torch.Generator().manual_seed(cfg.train.seed + 2)
+    z = torch.randn(cfg.train.hist_samples, cfg.model.z_dim, generator=gen).to(run.device)
+    values = generate(G, z).cpu().numpy()
+    if data.kind == "1d":
+        return viz.save_histogram(values, path, cfg.data.mean, cfg.data.std, title)
+    real = data.x[:2000].cpu().numpy()
+    centres = data.modes.cpu().numpy() if data.modes is not None else None
+    return viz.save_scatter(values[:2500], path, real, centres, title)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+
+def _grad_norm(module: nn.Module) -> torch.Tensor:
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return torch.cat(grads).norm() if grads else torch.zeros(())
+
+
+def train(cfg: Config | None = None, run: Run | None = None, progress: str | None = None) -> Run:
+    """Train until `run.total` G updates; give `cfg` for a new run or `run` to continue one."""
+    run = run or build(cfg)
+    cfg, G, D, opt_g, opt_d = run.cfg, run.G, run.D, run.opt_g, run.opt_d
+    t = cfg.train
+    loss = LOSSES[cfg.loss.name]
+    x_all, z_dim, bs = run.data.x, cfg.model.z_dim, t.batch_size
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
+    smooth, ema = cfg.loss.label_smoothing, cfg.model.ema
+
+    run.out.mkdir(parents=True, exist_ok=True)
+    (run.out / "config.toml").write_text(config.dump_toml(cfg))
+    log = _open_log(run.out / "metrics.jsonl", run.step)
+    bar = Progress(run.total, run.step, progress or t.progress)
+    acc = torch.zeros(4, device=run.device)  # running sums of loss_d, loss_g, D(x), D(G(z))
+    n_acc, t_last, step_last = 0, time.perf_counter(), run.step
+    G.train()
+    D.train()
+
+    while run.step < run.total:
+        step = run.step + 1
+        log_now = step % t.log_every == 0 or step == run.total
+        # ---- D step(s): real batch against detached fakes
+        for _ in range(t.d_steps):
+            real = x_all[run.sampler.next()]  # (B, *shape)
+            z = torch.randn(bs, z_dim, device=run.device)
+            with autocast:
+                with torch.no_grad():
+                    fake = G(z)
+                d_real, d_fake = D(real), D(fake)
+                loss_d = loss.d(d_real.float(), d_fake.float(), smooth)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            if log_now:
+                gn_d = _grad_norm(D)
+            opt_d.step()
+        # ---- G step: fresh noise, D frozen so only G's weights get gradients
+        D.requires_grad_(False)
+        z = torch.randn(bs, z_dim, device=run.device)
+        with autocast:
+            g_fake = D(G(z)).float()
+            loss_g = loss.g(g_fake, D(real).float() if loss.needs_real_for_g else None)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        if log_now:
+            gn_g = _grad_norm(G)
+        opt_g.step()
+        D.requires_grad_(True)
+        if run.G_ema is not None:
+            _ema_update(run.G_ema, G, ema if step > cfg.model.ema_start else 0.0)
+        run.step = step
+
+        # ---- bookkeeping (tensors only; synchronise with the device at log steps)
+        with torch.no_grad():
+            dx, dgz = d_real.float().mean(), d_fake.float().mean()
+            if loss.probability:
+                dx, dgz = torch.sigmoid(d_real.float()).mean(), torch.sigmoid(d_fake.float()).mean()
+            acc += torch.stack([loss_d.detach(), loss_g.detach(), dx, dgz])
+        n_acc += 1
+        if log_now:
+            now = time.perf_counter()
+            vals = (acc / n_acc).tolist()
+            rec = {"step": step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
+                   "grad_norm_d": gn_d.item(), "grad_norm_g": gn_g.item(), "lr_d": opt_d.param_groups[0]["lr"],
+                   "lr_g": opt_g.param_groups[0]["lr"], "steps_per_s": (step - step_last) / (now - t_last),
+                   "time": time.time()}
+            acc.zero_()
+            n_acc, t_last, step_last = 0, now, step
+            _write(log, rec)
+            bar.log(rec)
+            if not all(math.isfinite(v) for v in vals):
+                bar.close()
+                log.close()
+                raise TrainingDiverged(step, run.out / CHECKPOINT)
+        bar.update(step)
+        if t.sample_every and step % t.sample_every == 0 or step == run.total:
+            save_picture(run, run.out / "samples" / f"step_{step:06d}.png")
+        if t.ckpt_every and step % t.ckpt_every == 0 or step == run.total:
+            save_run(run)
+
+    bar.close()
+    log.close()
+    return run
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses became NaN or infinite; the last good checkpoint is kept."""
+
+    def __init__(self, step: int, ckpt: Path):
+        kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written"
+        super().__init__(f"training diverged at step {step}: a loss became NaN or infinite; {kept}. "
+                         "Try a lower learning rate, a gradient penalty, or spectral norm on D.")
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers are copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm, 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(bm)
+
+
+def _open_log(path: Path, step: int):
+    """Open metrics.jsonl for appending, first dropping records past `step` (a resumed crash)."""
+    if path.exists() and step >= 0:
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        path.write_text("".join(ln + "\n" for ln in keep))
+    return open(path, "a", buffering=1)
+
+
+def _write(log, rec: dict) -> None:
+    log.write(json.dumps(rec) + "\n")
+
+
+def main_message(run: Run) -> str:
+    """What `ganforge train` prints at the end: where the outputs are."""
+    pics = sorted((run.out / "samples").glob("step_*.png"))
+    lines = [f"run folder:  {run.out}", f"checkpoint:  {run.out / CHECKPOINT}"]
+    if pics:
+        lines.append(f"samples:     {pics[-1]}")
+    lines.append(f"metrics:     {run.out / 'metrics.jsonl'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the ganforge command: ganforge train --help")
