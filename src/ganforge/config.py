@@ -202,7 +202,8 @@ def validate(cfg: Config) -> None:
     from ganforge import data, losses
 
     if cfg.data.name not in data.DATASETS:
-        raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, list(data.DATASETS)))
+        names = list(data.DATASETS)
+        raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, names))
     if cfg.loss.name not in losses.LOSSES:
         raise ConfigError(f"loss.name: unknown loss '{cfg.loss.name}'" + _closest(cfg.loss.name, list(losses.LOSSES)))
     if not 0 <= cfg.model.ema < 1:

@@ -1,0 +1,66 @@
+import pytest
+
+from ganforge import config
+from ganforge.config import Config, ConfigError
+
+
+def test_defaults_round_trip_through_toml(tmp_path):
+    cfg = config.load_preset("mnist-mlp-reference")
+    path = tmp_path / "c.toml"
+    path.write_text(config.dump_toml(cfg))
+    assert config.load_toml(path) == cfg
+
+
+def test_reference_preset_values():
+    cfg = config.load_preset("mnist-mlp-reference")
+    assert (cfg.model.z_dim, cfg.model.g.hidden, cfg.model.d.hidden) == (100, [256, 256], [256, 256])
+    assert (cfg.g_optim.lr, cfg.d_optim.lr, cfg.train.batch_size, cfg.train.epochs) == (2e-4, 2e-4, 100, 100)
+    assert cfg.loss.name == "bce" and cfg.model.d.activation == "leaky_relu" and cfg.model.d.leaky_slope == 0.2
+    g1 = config.load_preset("gaussian-1d-reference")
+    assert (g1.model.z_dim, g1.model.g.hidden, g1.train.batch_size, g1.train.steps) == (10, [128], 64, 10001)
+
+
+def test_unknown_key_suggests_closest():
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.batchsize' \(did you mean 'batch_size'\?\)"):
+        config.from_dict({"train": {"batchsize": 3}})
+
+
+def test_unknown_section_suggests_closest():
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian' \(did you mean 'train'\?\)"):
+        config.from_dict({"trian": {}})
+
+
+def test_bad_type_names_key():
+    with pytest.raises(ConfigError, match=r"^train.steps: expected an integer, got 'many'$"):
+        config.from_dict({"train": {"steps": "many"}})
+    with pytest.raises(ConfigError, match=r"^model.g.hidden\[1\]: expected an integer, got 'x'$"):
+        config.from_dict({"model": {"g": {"hidden": [3, "x"]}}})
+
+
+def test_bad_choice_and_range():
+    with pytest.raises(ConfigError, match=r"^model.g.activation: 'relu6' is not one of relu, leaky_relu"):
+        config.from_dict({"model": {"g": {"activation": "relu6"}}})
+    with pytest.raises(ConfigError, match=r"^train.batch_size: must be positive, got 0$"):
+        config.from_dict({"train": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match=r"unknown dataset 'mnits' \(did you mean 'mnist'\?\)"):
+        config.from_dict({"data": {"name": "mnits"}})
+
+
+def test_override_parsing_and_precedence():
+    cfg = config.apply_overrides(config.load_preset("gaussian-1d-reference"),
+                                 ["train.steps=7", "model.g.hidden=[3, 4]", "data.name=mnist-5k", "model.ema=0.9"])
+    assert cfg.train.steps == 7 and cfg.model.g.hidden == [3, 4] and cfg.data.name == "mnist-5k"
+    assert cfg.model.ema == 0.9 and cfg.model.z_dim == 10  # untouched preset values stay
+    with pytest.raises(ConfigError, match="--set expects section.key=value"):
+        config.apply_overrides(Config(), ["train.steps"])
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match=r"unknown preset 'mnist-mpl' \(did you mean 'mnist-mlp'\?\)"):
+        config.load_preset("mnist-mpl")
+
+
+def test_total_steps_from_epochs():
+    cfg = config.load_preset("mnist-mlp-reference")
+    assert config.total_steps(cfg, 60000) == 60000  # 100 epochs of 600 batches
+    assert config.total_steps(config.apply_overrides(cfg, ["train.steps=5"]), 60000) == 5

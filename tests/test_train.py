@@ -1,0 +1,69 @@
+import json
+
+import pytest
+import torch
+
+from ganforge import config, train
+from ganforge.config import ConfigError
+
+
+def test_one_step_changes_both_networks(tiny_1d):
+    run = train.build(config.apply_overrides(tiny_1d, ["train.steps=1"]))
+    before_g = [p.clone() for p in run.G.parameters()]
+    before_d = [p.clone() for p in run.D.parameters()]
+    train.train(run=run)
+    assert all(not torch.equal(a, b) for a, b in zip(before_g, run.G.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(before_d, run.D.parameters(), strict=True))
+
+
+def test_run_folder_contents(tiny_mnist):
+    run = train.train(tiny_mnist)
+    names = sorted(p.name for p in (run.out / "samples").iterdir())
+    assert names == ["step_000015.png", "step_000030.png"]
+    recs = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [10, 20, 30]
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"} <= recs[0].keys()
+    assert 0 < recs[-1]["d_real"] < 1 and 0 < recs[-1]["d_fake"] < 1
+    assert config.load_toml(run.out / "config.toml") == run.cfg
+
+
+def test_user_modules_can_be_passed_in(tiny_1d):
+    G = torch.nn.Sequential(torch.nn.Linear(4, 1))
+    run = train.train(run=train.build(tiny_1d, G=G))
+    assert run.G is G
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_is_bit_identical(tmp_path, tiny_1d, ema):
+    """2N steps in one go == N steps, stop, resume for N more (weights, EMA, optimizer state)."""
+    base = config.apply_overrides(tiny_1d, [f"model.ema={ema}", "model.g.dropout=0.2", "train.ckpt_every=0"])
+    full = train.train(config.apply_overrides(base, ["train.steps=40", f"train.out=\"{tmp_path / 'full'}\""]))
+    train.train(config.apply_overrides(base, ["train.steps=20", f"train.out=\"{tmp_path / 'half'}\""]))
+    torch.manual_seed(999)  # whatever happened in between must not matter
+    resumed = train.train(run=train.resume(tmp_path / "half", ["train.steps=40"]))
+    assert resumed.step == 40
+    for a, b in [(full.G, resumed.G), (full.D, resumed.D)] + ([(full.G_ema, resumed.G_ema)] if ema else []):
+        for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(pa, pb), name
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30, 40]
+
+
+def test_bf16_precision_trains(tiny_1d):
+    run = train.train(config.apply_overrides(tiny_1d, ["train.precision=\"bf16\"", "train.steps=5"]))
+    assert all(p.dtype == torch.float32 for p in run.G.parameters())
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tiny_1d):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ConfigError, match="train.device: 'cuda' requested but CUDA is not available"):
+        train.build(config.apply_overrides(tiny_1d, ["train.device=\"cuda\""]))
+
+
+def test_divergence_stops_cleanly(tiny_1d):
+    run = train.build(config.apply_overrides(tiny_1d, ["train.ckpt_every=10"]))
+    with torch.no_grad():
+        run.G.out.bias.fill_(float("nan"))
+    with pytest.raises(train.TrainingDiverged, match="training diverged at step 10"):
+        train.train(run=run)
