@@ -120,7 +120,7 @@ def classes_covered(counts: list[int], min_share: float = CLASS_SHARE) -> int:
 def read_metrics(path: str | Path) -> list[dict]:
     """The records of RUN/metrics.jsonl (or of that file); unreadable lines (a cut-off last line) skipped."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".jsonl":
         path = path / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no metrics.jsonl in {path.parent}: not a ganforge run folder, or training "
