@@ -68,8 +68,8 @@ class Finding:
 
 
 def _flat(x) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu().double()
-    return x.reshape(len(x), -1)  # (N, D)
+    x = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return x.double().reshape(len(x), -1)  # (N, D)
 
 
 def diversity(samples, real, max_n: int = 512, seed: int = 0) -> dict[str, float]:
@@ -80,16 +80,17 @@ def diversity(samples, real, max_n: int = 512, seed: int = 0) -> dict[str, float
     whose nearest other sample is within a tenth of the real data's median nearest-neighbour distance.
     Up to `max_n` of each are used: the first samples, a seeded random subset of the real data.
     """
-    fake, ref = _flat(samples), _flat(real)
-    n = min(len(fake), len(ref), max_n)
+    n = min(len(samples), len(real), max_n)
     if n < 2:
-        raise ValueError(f"diversity: needs at least 2 samples and 2 real examples, got {len(fake)} and "
-                         f"{len(ref)}")
+        raise ValueError(f"diversity: needs at least 2 samples and 2 real examples, got {len(samples)} and "
+                         f"{len(real)}")
+    pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]
+    # subsample before leaving the device: `real` may be a whole dataset on the GPU
+    ref = real[pick.to(real.device)] if isinstance(real, torch.Tensor) else np.asarray(real)[pick.numpy()]
+    fake, ref = _flat(samples[:n]), _flat(ref)
     if fake.shape[1] != ref.shape[1]:
         raise ValueError(f"diversity: samples and real differ in size per example: {fake.shape[1]} vs "
                          f"{ref.shape[1]}")
-    fake = fake[:n]
-    ref = ref[torch.randperm(len(ref), generator=torch.Generator().manual_seed(seed))[:n]]
     d_fake, d_ref = torch.cdist(fake, fake), torch.cdist(ref, ref)  # (n, n) each
     mean_ref = d_ref.sum() / (n * (n - 1))
     if mean_ref == 0:
@@ -228,8 +229,8 @@ def check_mode_collapse(records: list[dict], cfg: dict | None) -> list[Finding]:
     problems, ev, step = [], {}, None
     for key, bad, what in (("diversity", lambda v: v < DIVERSITY_MIN, "spread"),
                            ("duplicates", lambda v: v > DUPLICATES_MAX, "duplicates")):
-        vals = _series(records, key)[-2:]  # the last two measurements, so one early low value is not enough
-        if vals and all(bad(v) for _, v in vals):
+        vals = _series(records, key)[-2:]  # two in a row: an untrained G also makes near-identical outputs
+        if len(vals) == 2 and all(bad(v) for _, v in vals):
             ev[key] = vals[-1][1]
             step = vals[0][0] if step is None else min(step, vals[0][0])
             if what == "spread":

@@ -14,16 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")  # headless: never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import ganforge  # noqa: E402
-from ganforge import doctor  # noqa: E402
-from ganforge.viz.animation import frame_label, sample_pictures  # noqa: E402
+import ganforge
+from ganforge import doctor
+from ganforge.viz.animation import frame_label, sample_pictures
 
 MAX_PICTURES = 8  # sample pictures over time shown per run (evenly spaced, first and last included)
 MAX_GIF_BYTES = 5_000_000  # an animation larger than this is linked by name instead of embedded
@@ -106,6 +102,11 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 def _plot_panels(panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]], bool]]) -> str:
     """Panels [(title, [(label, steps, values)], log y)] side by side, two per row, as a PNG data URI."""
+    import matplotlib  # here, not at the top: `ganforge --help` registers this module's parser
+
+    matplotlib.use("Agg")  # headless: never open a window
+    import matplotlib.pyplot as plt
+
     ncol = min(2, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 3.2 * nrow), dpi=90, squeeze=False)
