@@ -224,13 +224,21 @@ def check_overpowering(records: list[dict], cfg: dict | None) -> list[Finding]:
     return [Finding("overpowering", "warning", first[0], msg, ev, advice[:3])]
 
 
+def _trailing(series: list[tuple[int, float]], bad: Callable[[float], bool]) -> list[tuple[int, float]]:
+    """The longest stretch at the end of `series` whose values are all bad."""
+    n = 0
+    while n < len(series) and bad(series[-1 - n][1]):
+        n += 1
+    return series[len(series) - n:]
+
+
 def check_mode_collapse(records: list[dict], cfg: dict | None) -> list[Finding]:
     """Generated samples spread far less than real data, repeat each other, or cover few classes."""
     problems, ev, step = [], {}, None
     for key, bad, what in (("diversity", lambda v: v < DIVERSITY_MIN, "spread"),
                            ("duplicates", lambda v: v > DUPLICATES_MAX, "duplicates")):
-        vals = _series(records, key)[-2:]  # two in a row: an untrained G also makes near-identical outputs
-        if len(vals) == 2 and all(bad(v) for _, v in vals):
+        vals = _trailing(_series(records, key), bad)
+        if len(vals) >= 2:  # two in a row: a single low value can be noise
             ev[key] = vals[-1][1]
             step = vals[0][0] if step is None else min(step, vals[0][0])
             if what == "spread":
