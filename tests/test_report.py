@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganforge import config, report, train
+from ganforge import config, doctor, report, train
 from ganforge.viz.animation import make_animation, sample_pictures
 
 TINY_MNIST = ['data.name="mnist-5k"', "data.limit=300", "model.z_dim=8", "model.g.hidden=[16]",
@@ -38,7 +38,14 @@ def runs(tmp_path_factory) -> list[Path]:
         f.write(json.dumps({"step": 40, "eval/fid": 200.25, "eval": {"kid": 0.125}}) + "\n")
         f.write(json.dumps({"step": 40, "doctor": {"check": "config"}}) + "\n")  # ignored by the report
     make_animation(sample_pictures(out[0] / "samples"), out[0] / "samples.gif")
+    (out[1] / "samples.gif").unlink(missing_ok=True)  # whether or not the trainer wrote one: a run without
     return out
+
+
+def _expected_images(run: Path) -> int:
+    """Curves, the pictures over time, the final picture and the animation if any."""
+    pictures = sample_pictures(run / "samples")
+    return 1 + len(report.pick_evenly(pictures)) + 1 + (run / "samples.gif").is_file()
 
 
 def _images(text: str) -> list[str]:
@@ -50,14 +57,16 @@ def test_single_run_report_is_self_contained(runs):
     text = out.read_text()
     imgs = _images(text)
     # curves + 4 sample pictures over time (steps 10..40) + the final samples + the animation
-    assert len(imgs) == 1 + 4 + 1 + 1
+    assert len(imgs) == 1 + 4 + 1 + 1 == _expected_images(runs[0])
     assert all('src="data:image/' in tag for tag in imgs)
     assert text.count('src="data:image/gif;base64,') == 1
     assert not re.search(r"https?://", text)
     assert "<script" not in text and "<link" not in text
     assert "<th>eval/fid</th><th>eval/kid</th>" in text
     assert "<td>200.2</td><td>0.125</td>" in text  # final values, 4 significant digits
-    assert "No problems found." in text
+    findings = doctor.diagnose_run(runs[0])  # (a trainer that logs sample diversity may give some here)
+    assert ("No problems found." in text) == (not findings)
+    assert text.count('<div class="finding') == max(1, len(findings))
     assert "name = &quot;mnist-5k&quot;" in text  # the resolved config, escaped
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", text)
     assert captions == ["step 10", "step 20", "step 30", "step 40"]
@@ -71,7 +80,9 @@ def test_several_runs_are_compared(runs):
     assert [name for name, _ in rows] == ["mnist", "frozen-1d"]
     cells = dict(rows)
     assert cells["mnist"].startswith("<td>40</td>") and cells["frozen-1d"].startswith("<td>60</td>")
-    assert cells["frozen-1d"].endswith("<td>1 (warning)</td>")  # g_optim.lr = 0 is out of range
+    findings = doctor.diagnose_run(runs[1])
+    assert "config" in [f.check for f in findings]  # g_optim.lr = 0 is out of range
+    assert cells["frozen-1d"].endswith(f"<td>{len(findings)} (warning)</td>")
     assert "g_optim.lr = 0 is outside the usual range" in text
     assert not re.search(r"https?://", text)
 
@@ -140,5 +151,5 @@ def test_report_renders_in_chromium(runs, tmp_path):
     probe.write_text(html.read_text().replace("</body>", COUNT_LOADED + "</body>"))
     dom = _browser(exe, "--dump-dom", probe.as_uri()).stdout
     n = len(_images(html.read_text()))
-    assert n == 1 + (1 + 4 + 1 + 1) + (1 + 2 + 1)  # overlaid; mnist: curves, 4 over time, final, GIF; 1D
+    assert n == 1 + _expected_images(runs[0]) + _expected_images(runs[1]) == 1 + 7 + 4  # + overlaid curves
     assert f"<title>loaded {n} of {n}</title>" in dom
