@@ -20,8 +20,10 @@ def test_run_folder_contents(tiny_mnist):
     run = train.train(tiny_mnist)
     names = sorted(p.name for p in (run.out / "samples").iterdir())
     assert names == ["step_000015.png", "step_000030.png"]
-    recs = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines()]
+    recs = [r for r in lines if "loss_d" in r]
     assert [r["step"] for r in recs] == [10, 20, 30]
+    assert [r["step"] for r in lines if "diversity" in r] == [15, 30]  # sample-diversity at each picture
     assert {"loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"} <= recs[0].keys()
     assert 0 < recs[-1]["d_real"] < 1 and 0 < recs[-1]["d_fake"] < 1
     assert config.load_toml(run.out / "config.toml") == run.cfg
@@ -45,7 +47,8 @@ def test_resume_is_bit_identical(tmp_path, tiny_1d, ema):
     for a, b in [(full.G, resumed.G), (full.D, resumed.D)] + ([(full.G_ema, resumed.G_ema)] if ema else []):
         for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert torch.equal(pa, pb), name
-    steps = [json.loads(ln)["step"] for ln in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
+    recs = [json.loads(ln) for ln in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in recs if "loss_d" in r]
     assert steps == [10, 20, 30, 40]
 
 

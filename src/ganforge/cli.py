@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("presets", help="list the shipped presets")
     pr.set_defaults(func=cmd_presets)
+
+    from ganforge.doctor import add_doctor_parser
+    from ganforge.report import add_report_parser
+
+    add_doctor_parser(sub)
+    add_report_parser(sub)
     return p
 
 

@@ -93,6 +93,9 @@ class TrainConfig:
     num_samples: int = 64  # size of the fixed noise batch for sample pictures (8x8 grid)
     hist_samples: int = 10000  # 1D data: generated values in the histogram
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise), bar, lines, none
+    tensorboard: bool = True  # also log to RUN/tensorboard/ (when the tensorboard package is installed)
+    doctor: bool = True  # watch the logged metrics and print warnings about common GAN problems
+    animation: bool = True  # at the end, write RUN/samples.gif of the sample pictures over training
 
 
 @dataclass

@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 import ganforge
-from ganforge import checkpoint, config
+from ganforge import checkpoint, config, doctor, tracking
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, load_dataset
 from ganforge.losses import LOSSES
 from ganforge.models import build_discriminator, build_generator
 from ganforge.progress import Progress
+from ganforge.viz.animation import make_animation, sample_pictures
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -198,6 +199,12 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     (run.out / "config.toml").write_text(config.dump_toml(cfg))
     log = _open_log(run.out / "metrics.jsonl", run.step)
     bar = Progress(run.total, run.step, progress or t.progress)
+    tb = tracking.open_writer(run.out, t.tensorboard)
+    tb.text("config", config.dump_toml(cfg), run.step)
+    doc = doctor.Doctor(config.to_dict(cfg)) if t.doctor else None
+    if doc is not None and run.step > 0:  # resumed: what the earlier part of the log showed is not news
+        for rec in doctor.read_metrics(run.out):
+            doc.observe(rec)
     acc = torch.zeros(4, device=run.device)  # running sums of loss_d, loss_g, D(x), D(G(z))
     n_acc, t_last, step_last = 0, time.perf_counter(), run.step
     G.train()
@@ -254,19 +261,38 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
             n_acc, t_last, step_last = 0, now, step
             _write(log, rec)
             bar.log(rec)
+            tb.scalars(step, rec)
+            _consult(doc, rec, log, bar)
             if not all(math.isfinite(v) for v in vals):
                 bar.close()
                 log.close()
+                tb.close()
                 raise TrainingDiverged(step, run.out / CHECKPOINT)
         bar.update(step)
         if t.sample_every and step % t.sample_every == 0 or step == run.total:
-            save_picture(run, run.out / "samples" / f"step_{step:06d}.png")
+            pic = save_picture(run, run.out / "samples" / f"step_{step:06d}.png")
+            tb.image(step, "samples", pic)
+            stats = {"step": step} | doctor.diversity(generate(run.sample_model, run.fixed_z), run.data.x)
+            _write(log, stats)
+            tb.scalars(step, stats)
+            _consult(doc, stats, log, bar)
         if t.ckpt_every and step % t.ckpt_every == 0 or step == run.total:
             save_run(run)
 
     bar.close()
     log.close()
+    tb.close()
+    pics = sample_pictures(run.out / "samples")
+    if t.animation and len(pics) > 1:
+        make_animation(pics, run.out / "samples.gif")
     return run
+
+
+def _consult(doc: doctor.Doctor | None, rec: dict, log, bar: Progress) -> None:
+    """Show the doctor a log record; print its new findings and keep them in metrics.jsonl."""
+    for f in doc.observe(rec) if doc is not None else []:
+        bar.message(doctor.format_finding(f))
+        _write(log, {"step": rec["step"], "doctor": f.to_dict()})
 
 
 class TrainingDiverged(RuntimeError):
