@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ganforge.config import NetConfig
@@ -11,15 +12,113 @@ def activation(cfg: NetConfig) -> nn.Module:
     """The hidden activation named in the config."""
     if cfg.activation == "leaky_relu":
         return nn.LeakyReLU(cfg.leaky_slope)
-    return {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}[cfg.activation]()
+    acts = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+    return acts[cfg.activation]()
 
 
 def norm_1d(kind: str, width: int) -> nn.Module:
     """Normalisation after a linear layer: none, batch or layer."""
-    return {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](width) if kind != "none" \
-        else nn.Identity()
+    if kind == "none":
+        return nn.Identity()
+    return {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](width)
 
 
 def maybe_spectral_norm(layer: nn.Module, on: bool) -> nn.Module:
     """Wrap a weight layer in spectral normalisation (Miyato et al. 2018) when `on`."""
     return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+def norm_2d(kind: str, channels: int) -> nn.Module:
+    """Normalisation after a conv layer: none, batch, instance, or layer (one group over C, H, W)."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"norm: '{kind}' is not one of none, batch, instance, layer")
+
+
+# --------------------------------------------------------------------------------------------------
+# Minibatch layers for D: let it see statistics of the whole batch, which discourages mode collapse.
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: append o(x_i)_b = sum_{j != i} exp(-||M_ib - M_jb||_1), M = x T, to features.
+
+    (B, in_features) -> (B, in_features + out_features). T has out_features kernels of kernel_dims
+    dimensions each. The sum leaves out j = i (the paper's sum includes it, adding the constant 1).
+    """
+
+    def __init__(self, in_features: int, out_features: int, kernel_dims: int):
+        super().__init__()
+        self.out_features, self.kernel_dims = out_features, kernel_dims
+        self.T = nn.Parameter(torch.randn(in_features, out_features * kernel_dims) * in_features**-0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = (x @ self.T).view(x.shape[0], self.out_features, self.kernel_dims)  # (B, out, kdim)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # (B, B, out): ||M_ib - M_jb||_1
+        o = torch.exp(-l1).sum(1) - 1.0  # (B, out); exp(-0) = 1 is the j = i term
+        return torch.cat([x, o], 1)
+
+
+class MinibatchStdDev(nn.Module):
+    """Karras et al. 2018: append the mean std-dev over groups of samples as one extra feature / channel.
+
+    (B, F) -> (B, F + 1), (B, C, H, W) -> (B, C + 1, H, W). Samples i, i + B/G, i + 2B/G, ... form a
+    group (G = min(group_size, B), as in StyleGAN); the std is sqrt(var + 1e-8), so identical samples
+    give 1e-4, not exactly 0 (the epsilon keeps the gradient finite).
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        g = min(self.group_size, b)
+        if b % g:
+            raise ValueError(f"MinibatchStdDev: batch size {b} is not a multiple of group_size {g}")
+        y = x.reshape(g, b // g, *x.shape[1:])  # (G, B/G, *s)
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt()  # (B/G, *s)
+        s = std.flatten(1).mean(1)  # (B/G,)
+        s = s.repeat(g).view(b, 1, *([1] * (x.dim() - 2)))  # (B, 1[, 1, 1]); sample i gets s[i % (B/G)]
+        return torch.cat([x, s.expand(b, 1, *x.shape[2:])], 1)
+
+
+MINIBATCH_KERNELS, MINIBATCH_KERNEL_DIMS = 32, 8  # minibatch discrimination: out_features, kernel_dims
+
+
+def minibatch_layer(kind: str, features: int) -> tuple[nn.Module, int]:
+    """The minibatch layer `kind` (none, discrimination, stddev) on (B, features), and its output width."""
+    if kind == "none":
+        return nn.Identity(), features
+    if kind == "discrimination":
+        layer = MinibatchDiscrimination(features, MINIBATCH_KERNELS, MINIBATCH_KERNEL_DIMS)
+        return layer, features + MINIBATCH_KERNELS
+    if kind == "stddev":
+        return MinibatchStdDev(), features + 1
+    raise ValueError(f"model.d.minibatch: '{kind}' is not one of none, discrimination, stddev")
+
+
+# --------------------------------------------------------------------------------------------------
+# PacGAN (Lin et al. 2018): D judges m samples at once.
+
+
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN: (B, s0, s1, ...) -> (B/m, m*s0, s1, ...), m consecutive samples stacked along dim 1.
+
+    Sample i*m + k fills rows k*s0 .. (k+1)*s0 - 1 of pack i: channels for images, features for flat data.
+    """
+    if m == 1:
+        return x
+    if m < 1 or x.shape[0] % m:
+        raise ValueError(f"model.pack: the batch ({x.shape[0]}) must be a multiple of pack ({m})")
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])  # (B/m, m*s0, s1, ...)
+
+
+def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+    """One D input's shape after `pack(x, m)`: build D with this as in_shape."""
+    return (m * shape[0], *shape[1:])

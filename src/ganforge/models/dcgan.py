@@ -1,0 +1,86 @@
+"""DCGAN-style conv generator and discriminator (Radford et al. 2016) for square images of any channel count.
+
+Depth comes from the resolution: the side is halved while it stays even and >= 4, giving a base size
+s0 in 4..7 and n up/down-sampling steps (28 -> 7, n=2; 32 -> 4, n=3; 64 -> 4, n=4). Width comes from
+`cfg.channels`: the layer at size s0 * 2^i has max(channels // 2^i, 1) channels, so the widest layer
+(at s0) has `channels`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.config import NetConfig
+from ganforge.models.layers import activation, maybe_spectral_norm, minibatch_layer, norm_2d
+
+
+def conv_plan(shape: tuple[int, ...], who: str) -> tuple[int, int]:
+    """(base size s0, number of stride-2 steps n) for images of `shape` (C, H, W)."""
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"{who} 'dcgan': needs square images (C, H, W), got shape {tuple(shape)}")
+    s0, n = shape[1], 0
+    while s0 % 2 == 0 and s0 // 2 >= 4:
+        s0, n = s0 // 2, n + 1
+    if n == 0 or s0 > 7:
+        raise ValueError(f"{who} 'dcgan': image side {shape[1]} does not halve to 4..7 (e.g. 28, 32, 64)")
+    return s0, n
+
+
+def widths(channels: int, n: int) -> list[int]:
+    """Channels at sizes s0, 2 s0, ..., 2^(n-1) s0."""
+    return [max(channels // 2**i, 1) for i in range(n)]
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]: Linear to (channels, s0, s0), n ConvTranspose x2."""
+
+    def __init__(self, cfg: NetConfig, z_dim: int, out_shape: tuple[int, ...]):
+        super().__init__()
+        self.z_dim, self.out_shape = z_dim, tuple(out_shape)
+        s0, n = conv_plan(self.out_shape, "model.g.arch")
+        w = widths(cfg.channels, n)
+        bias = cfg.norm == "none"  # a norm's own shift makes the bias redundant
+        self.s0, self.w0 = s0, w[0]
+        self.project = nn.Linear(z_dim, w[0] * s0 * s0, bias=bias)
+        layers: list[nn.Module] = [norm_2d(cfg.norm, w[0]), activation(cfg)]
+        for i in range(1, n):
+            up = nn.ConvTranspose2d(w[i - 1], w[i], 4, 2, 1, bias=bias)
+            layers += [up, norm_2d(cfg.norm, w[i]), activation(cfg)]
+        layers += [nn.ConvTranspose2d(w[-1], out_shape[0], 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.project(z).view(z.shape[0], self.w0, self.s0, self.s0)  # (B, channels, s0, s0)
+        return self.body(h)  # (B, C, H, W)
+
+
+def dcgan_trunk(cfg: NetConfig, in_shape: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """D's conv stack: (B, C, H, W) -> features (B, channels * s0 * s0), and that feature width.
+
+    n Conv 4x4 stride 2 (no norm on the first, as in DCGAN), each followed by the activation
+    (LeakyReLU 0.2 with D's default config); spectral norm on every conv when cfg.spectral_norm.
+    """
+    s0, n = conv_plan(tuple(in_shape), "model.d.arch")
+    w = widths(cfg.channels, n)[::-1]  # widest last
+    layers: list[nn.Module] = []
+    c_in = in_shape[0]
+    for i, c in enumerate(w):
+        layers += [maybe_spectral_norm(nn.Conv2d(c_in, c, 4, 2, 1), cfg.spectral_norm),
+                   norm_2d(cfg.norm if i > 0 else "none", c), activation(cfg)]
+        c_in = c
+    layers.append(nn.Flatten())  # (B, channels * s0 * s0)
+    return nn.Sequential(*layers), w[-1] * s0 * s0
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (B, C, H, W) -> logits (B,): conv trunk, optional minibatch layer, Linear to one logit."""
+
+    def __init__(self, cfg: NetConfig, in_shape: tuple[int, ...], minibatch: str = "none"):
+        super().__init__()
+        self.body, width = dcgan_trunk(cfg, in_shape)
+        self.minibatch, width = minibatch_layer(minibatch, width)
+        self.out = maybe_spectral_norm(nn.Linear(width, 1), cfg.spectral_norm)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.minibatch(self.body(x))).squeeze(1)  # (B,)

@@ -1,0 +1,103 @@
+"""DCGAN generator and discriminator: shapes per resolution, depth plan, parameter counts, gradients."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ganforge.config import NetConfig
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, conv_plan, widths
+
+
+def nparams(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def g_cfg(**kw) -> NetConfig:
+    return NetConfig(arch="dcgan", channels=8, **kw)
+
+
+def d_cfg(**kw) -> NetConfig:
+    return NetConfig(arch="dcgan", channels=8, activation="leaky_relu", **kw)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64), (4, 64, 64)])
+def test_shapes_at_each_resolution(shape):
+    G, D = DCGANGenerator(g_cfg(norm="batch"), 5, shape), DCGANDiscriminator(d_cfg(), shape)
+    x = G(torch.randn(6, 5))
+    assert x.shape == (6, *shape)
+    assert x.abs().max() <= 1  # Tanh output
+    assert D(x).shape == (6,)
+    assert torch.equal(G.eval()(torch.ones(2, 5), torch.tensor([0, 1])), G(torch.ones(2, 5)))  # y is ignored
+
+
+def test_depth_comes_from_the_resolution():
+    assert conv_plan((1, 28, 28), "g") == (7, 2)
+    assert conv_plan((3, 32, 32), "g") == (4, 3)
+    assert conv_plan((3, 64, 64), "g") == (4, 4)
+    assert widths(64, 4) == [64, 32, 16, 8]
+    assert widths(8, 4) == [8, 4, 2, 1]
+    convs = [m for m in DCGANDiscriminator(d_cfg(), (3, 64, 64)).modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 1), (1, 2), (2, 4), (4, 8)]
+
+
+@pytest.mark.parametrize(("shape", "msg"), [
+    ((1, 30, 30), "image side 30 does not halve to 4..7"),
+    ((1, 28, 32), r"needs square images \(C, H, W\), got shape \(1, 28, 32\)"),
+    ((784,), r"needs square images \(C, H, W\), got shape \(784,\)"),
+    ((1, 6, 6), "image side 6 does not halve"),
+])
+def test_unsupported_shapes_name_the_setting(shape, msg):
+    with pytest.raises(ValueError, match=r"model.g.arch 'dcgan': " + msg):
+        DCGANGenerator(g_cfg(), 4, shape)
+    with pytest.raises(ValueError, match=r"model.d.arch 'dcgan': " + msg):
+        DCGANDiscriminator(d_cfg(), shape)
+
+
+def test_exact_parameter_counts_at_tiny_width():
+    # 28x28x1, channels 8, z 4. G: Linear(4, 8*7*7) 4*392+392 = 1960; ConvT(8->4, 4x4) 512+4; ConvT(4->1) 64+1
+    assert nparams(DCGANGenerator(g_cfg(), 4, (1, 28, 28))) == 1960 + 516 + 65
+    # with batch norm the biases go and BN adds 2 per channel: 1568+16, 512+8, 65
+    assert nparams(DCGANGenerator(g_cfg(norm="batch"), 4, (1, 28, 28))) == 1584 + 520 + 65
+    # D: Conv(1->4) 64+4, Conv(4->8) 512+8, Linear(8*7*7, 1) 393
+    assert nparams(DCGANDiscriminator(d_cfg(), (1, 28, 28))) == 68 + 520 + 393
+    # 64x64x3: G Linear(4, 8*4*4) 640, ConvT 8->4 516, 4->2 130, 2->1 33, 1->3 51
+    assert nparams(DCGANGenerator(g_cfg(), 4, (3, 64, 64))) == 640 + 516 + 130 + 33 + 51
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64)])
+def test_gradients_reach_every_parameter(shape):
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(g_cfg(norm="batch"), 5, shape), DCGANDiscriminator(d_cfg(spectral_norm=True), shape)
+    D(G(torch.randn(4, 5))).sum().backward()
+    for name, p in [*G.named_parameters(), *D.named_parameters()]:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_norms_activations_and_spectral_norm_follow_the_config():
+    kinds = lambda m: {type(x) for x in m.modules()}  # noqa: E731
+    assert nn.BatchNorm2d in kinds(DCGANGenerator(g_cfg(norm="batch"), 4, (1, 28, 28)))
+    assert nn.InstanceNorm2d in kinds(DCGANGenerator(g_cfg(norm="instance"), 4, (1, 28, 28)))
+    assert nn.GroupNorm in kinds(DCGANGenerator(g_cfg(norm="layer"), 4, (1, 28, 28)))
+    assert not kinds(DCGANGenerator(g_cfg(), 4, (1, 28, 28))) & {nn.BatchNorm2d, nn.InstanceNorm2d}
+    with pytest.raises(ValueError, match="norm: 'group' is not one of none, batch, instance, layer"):
+        DCGANGenerator(g_cfg(norm="group"), 4, (1, 28, 28))
+    D = DCGANDiscriminator(d_cfg(spectral_norm=True), (1, 32, 32))
+    slopes = {m.negative_slope for m in D.modules() if isinstance(m, nn.LeakyReLU)}
+    assert slopes == {0.2}
+    weighted = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == 4 and all(parametrize.is_parametrized(m, "weight") for m in weighted)
+    assert not any(parametrize.is_parametrized(m) for m in DCGANDiscriminator(d_cfg(), (1, 32, 32)).modules())
+
+
+def test_spectral_norm_bounds_the_out_layer():
+    D = DCGANDiscriminator(d_cfg(spectral_norm=True), (1, 28, 28))
+    for _ in range(30):  # power iterations run in train mode
+        D(torch.randn(2, 1, 28, 28))
+    sigma = torch.linalg.matrix_norm(D.out.weight.detach(), ord=2)
+    assert abs(sigma.item() - 1.0) < 1e-3
+
+
+def test_minibatch_layer_widens_the_out_layer():
+    assert DCGANDiscriminator(d_cfg(), (1, 28, 28), "stddev").out.in_features == 8 * 49 + 1
+    assert DCGANDiscriminator(d_cfg(), (1, 28, 28), "discrimination").out.in_features == 8 * 49 + 32
