@@ -52,6 +52,7 @@ class NetConfig:
     norm: str = "none"  # normalisation after each hidden layer: none, batch, layer
     channels: int = 64  # dcgan: width of the widest conv layer
     spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
+    minibatch: str = "none"  # D only: none, discrimination (Salimans 2016), stddev (Karras 2018)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class ModelConfig:
     d: NetConfig = field(default_factory=lambda: NetConfig(activation="leaky_relu"))  # discriminator
     ema: float = 0.0  # decay of the moving average of G's weights (0 = off; 0.999 is typical)
     ema_start: int = 0  # step from which G_ema tracks G (before it, G_ema copies G)
+    conditional: str = "none"  # label conditioning: none, concat, embed, projection, acgan (labelled data)
+    pack: int = 1  # PacGAN: D judges this many samples at once, stacked along dim 1 (1 = off)
 
 
 @dataclass
@@ -75,6 +78,10 @@ class OptimConfig:
 class LossConfig:
     name: str = "bce"  # adversarial loss: bce (non-saturating), minimax, lsgan, hinge, wgan, ragan
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing for D
+    regularizer: str = "none"  # gradient penalty on D: none, r1, r2, wgan-gp
+    gamma: float = 10.0  # penalty weight: gamma/2 * R1 or R2 (Mescheder 2018), gamma * WGAN-GP
+    reg_every: int = 1  # lazy regularisation: the penalty every k-th D step, scaled by k (Karras et al. 2020)
+    aux_weight: float = 1.0  # acgan: weight of the auxiliary classification loss, for D and G
 
 
 @dataclass
@@ -83,6 +90,9 @@ class TrainConfig:
     epochs: float = 0.0  # passes over the dataset, used when steps is 0
     batch_size: int = 64  # samples per D and G step
     d_steps: int = 1  # D updates per G update
+    augment: str = ""  # DiffAugment policy on D's inputs, real and fake, e.g. "color,translation,cutout"
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, real and fake (0 = off)
+    instance_noise_steps: int = 0  # decay instance_noise linearly to 0 over this many steps (0 = constant)
     seed: int = 0  # seeds torch, data order and the fixed sample noise
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, auto
     precision: str = "fp32"  # fp32 or bf16 (autocast; weights stay fp32)
@@ -112,13 +122,17 @@ class Config:
 # Values restricted to a fixed set; checked at load so a typo fails before training starts.
 CHOICES: dict[str, tuple[str, ...]] = {
     "activation": ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh"),
-    "norm": ("none", "batch", "layer"),
+    "norm": ("none", "batch", "layer", "instance"),
+    "conditional": ("none", "concat", "embed", "projection", "acgan"),
+    "minibatch": ("none", "discrimination", "stddev"),
+    "regularizer": ("none", "r1", "r2", "wgan-gp"),
     "arch": ("mlp", "dcgan"),
     "precision": ("fp32", "bf16"),
     "progress": ("auto", "bar", "lines", "none"),
 }
-POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every"}
-NON_NEGATIVE = {"steps", "epochs", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr"}
+POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack", "reg_every"}
+NON_NEGATIVE = {"steps", "epochs", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr", "gamma",
+                "aux_weight", "instance_noise", "instance_noise_steps"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,7 +216,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def validate(cfg: Config) -> None:
     """Checks that involve several fields or registries (imported lazily to avoid cycles)."""
-    from ganforge import data, losses
+    from ganforge import augment, data, losses
 
     if cfg.data.name not in data.DATASETS:
         names = list(data.DATASETS)
@@ -216,6 +230,18 @@ def validate(cfg: Config) -> None:
     for net in ("g", "d"):
         if not 0 <= getattr(cfg.model, net).dropout < 1:
             raise ConfigError(f"model.{net}.dropout: must be in [0, 1)")
+    try:
+        augment.parse_policy(cfg.train.augment)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    m = cfg.model.pack
+    if cfg.train.batch_size % m:
+        raise ConfigError(f"model.pack: train.batch_size ({cfg.train.batch_size}) is not a multiple of pack ({m})")
+    if m > 1 and cfg.model.conditional != "none":
+        raise ConfigError("model.pack: packing works without labels only (set model.conditional = 'none')")
+    d_batch = cfg.train.batch_size // m
+    if cfg.model.d.minibatch == "stddev" and d_batch % min(4, d_batch):
+        raise ConfigError(f"model.d.minibatch: 'stddev' needs D's batch ({d_batch}) to be a multiple of 4")
 
 
 # --------------------------------------------------------------------------------------------------

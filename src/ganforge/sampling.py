@@ -10,21 +10,31 @@ from torch import nn
 
 from ganforge import checkpoint, config
 from ganforge.models import build_generator
+from ganforge.models.conditional import fixed_labels
 
 
 class Sampler:
     """A generator rebuilt from its saved config; `.sample(n)` returns data-shaped samples."""
 
-    def __init__(self, G: nn.Module, cfg: config.Config, data_kind: str, step: int, ema: bool):
+    def __init__(self, G: nn.Module, cfg: config.Config, data_kind: str, step: int, ema: bool,
+                 num_classes: int = 0):
         self.G, self.cfg, self.data_kind, self.step, self.ema = G.eval(), cfg, data_kind, step, ema
+        self.num_classes = num_classes
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, batch: int = 1000) -> torch.Tensor:
-        """n samples (n, *data_shape); images are in [-1, 1]. A seed makes them reproducible."""
+    def sample(self, n: int, seed: int | None = None, batch: int = 1000,
+               y: torch.Tensor | None = None) -> torch.Tensor:
+        """n samples (n, *data_shape); images are in [-1, 1]. A seed makes them reproducible.
+
+        Conditional generators take labels `y` (n,), by default 0, 1, ..., K-1, 0, 1, ...
+        """
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         device = next(self.G.parameters()).device
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen).to(device)
-        return torch.cat([self.G(chunk) for chunk in z.split(batch)]).float()
+        if self.cfg.model.conditional == "none":
+            return torch.cat([self.G(chunk) for chunk in z.split(batch)]).float()
+        y = (y if y is not None else fixed_labels(n, self.num_classes)).to(device)
+        return torch.cat([self.G(zc, yc) for zc, yc in zip(z.split(batch), y.split(batch), strict=True)]).float()
 
 
 def _find(path: Path) -> Path:
@@ -49,15 +59,17 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
         used_ema = bool(ema and ema_weights)
         weights = ema_weights if used_ema else checkpoint.prefixed(tensors, "g")
     cfg = config.from_dict(state["config"])
-    G = build_generator(cfg.model, tuple(state["data_shape"]), state["data_kind"] == "image")
+    num_classes = int(state.get("num_classes") or 0)
+    G = build_generator(cfg.model, tuple(state["data_shape"]), state["data_kind"] == "image", num_classes)
     G.load_state_dict(weights)
-    return Sampler(G.to(device), cfg, state["data_kind"], int(state["step"]), used_ema)
+    return Sampler(G.to(device), cfg, state["data_kind"], int(state["step"]), used_ema, num_classes)
 
 
 def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     """Write the generator alone (EMA weights when kept) with its config in the file's metadata."""
     s = load(run, ema=ema)
     state = {"config": config.to_dict(s.cfg), "step": s.step, "ema": s.ema, "data_kind": s.data_kind,
+             "num_classes": s.num_classes,
              "data_shape": list(s.sample(1, seed=0).shape[1:])}
     meta = {"format": checkpoint.EXPORT_FORMAT, "schema": str(checkpoint.SCHEMA), "state": json.dumps(state)}
     checkpoint.atomic_save(s.G.state_dict(), out, meta)

@@ -16,15 +16,20 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import ganforge
 from ganforge import checkpoint, config, doctor, tracking
+from ganforge.augment import diff_augment, instance_noise, noise_std
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, load_dataset
 from ganforge.losses import LOSSES
 from ganforge.models import build_discriminator, build_generator
+from ganforge.models.conditional import fixed_labels, sample_labels
+from ganforge.models.layers import pack
 from ganforge.progress import Progress
+from ganforge.regularizers import REGULARIZERS
 from ganforge.viz.animation import make_animation, sample_pictures
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -46,6 +51,7 @@ class Run:
     fixed_z: torch.Tensor  # (num_samples, z_dim): the same latent points pictured at every interval
     device: torch.device
     total: int  # G updates to reach
+    fixed_y: torch.Tensor | None = None  # (num_samples,) labels pictured with fixed_z (conditional runs)
     step: int = 0
 
     @property
@@ -80,16 +86,22 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     torch.manual_seed(cfg.train.seed)
     data = (data or load_dataset(cfg.data, seed=cfg.train.seed)).to(device)
     images = data.kind == "image"
-    G = (G or build_generator(cfg.model, data.shape, images)).to(device)
-    D = (D or build_discriminator(cfg.model, data.shape)).to(device)
+    if cfg.model.conditional != "none" and (data.y is None or data.num_classes < 2):
+        raise ConfigError(f"model.conditional: '{cfg.model.conditional}' needs labelled data; "
+                          f"{data.name} has no labels")
+    if cfg.train.augment and not images:
+        raise ConfigError(f"train.augment: DiffAugment needs image data; {data.name} is {data.kind}")
+    G = (G or build_generator(cfg.model, data.shape, images, data.num_classes)).to(device)
+    D = (D or build_discriminator(cfg.model, data.shape, data.num_classes)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.model.ema > 0 else None
     # The fixed noise has its own generator so pictures never disturb the training random stream.
     gen = torch.Generator().manual_seed(cfg.train.seed + 1)
     fixed_z = torch.randn(cfg.train.num_samples, cfg.model.z_dim, generator=gen).to(device)
+    fixed_y = fixed_labels(len(fixed_z), data.num_classes, device) if cfg.model.conditional != "none" else None
     out = Path(out or cfg.train.out or default_out(cfg))
     return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
                IndexSampler(len(data), cfg.train.batch_size, device), fixed_z, device,
-               config.total_steps(cfg, len(data)))
+               config.total_steps(cfg, len(data)), fixed_y)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -148,11 +160,12 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
 
 
 @torch.no_grad()
-def generate(G: nn.Module, z: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """G(z) in eval mode (dropout off, batch-norm running stats), in chunks; G's mode is restored."""
+def generate(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None, batch: int = 1000) -> torch.Tensor:
+    """G(z) or G(z, y) in eval mode (dropout off, batch-norm running stats), in chunks; mode restored."""
     was_training = G.training
     G.eval()
-    out = torch.cat([G(chunk) for chunk in z.split(batch)])
+    ys = y.split(batch) if y is not None else [None] * len(z.split(batch))
+    out = torch.cat([G(zc) if yc is None else G(zc, yc) for zc, yc in zip(z.split(batch), ys, strict=True)])
     G.train(was_training)
     return out.float()
 
@@ -165,10 +178,11 @@ def save_picture(run: Run, path: Path) -> Path:
     title = f"{cfg.preset or cfg.data.name}, step {run.step}"
     if data.kind == "image":
         nrow = int(math.sqrt(len(run.fixed_z))) if math.isqrt(len(run.fixed_z)) ** 2 == len(run.fixed_z) else 0
-        return viz.save_grid(generate(G, run.fixed_z), path, nrow=nrow, scale=2)
+        return viz.save_grid(generate(G, run.fixed_z, run.fixed_y), path, nrow=nrow, scale=2)
     gen = torch.Generator().manual_seed(cfg.train.seed + 2)
     z = torch.randn(cfg.train.hist_samples, cfg.model.z_dim, generator=gen).to(run.device)
-    values = generate(G, z).cpu().numpy()
+    y = fixed_labels(len(z), data.num_classes, run.device) if run.fixed_y is not None else None
+    values = generate(G, z, y).cpu().numpy()
     if data.kind == "1d":
         return viz.save_histogram(values, path, cfg.data.mean, cfg.data.std, title)
     real = data.x[:2000].cpu().numpy()
@@ -194,6 +208,19 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     x_all, z_dim, bs = run.data.x, cfg.model.z_dim, t.batch_size
     autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
     smooth, ema = cfg.loss.label_smoothing, cfg.model.ema
+    y_all, n_cls, m = run.data.y, run.data.num_classes, cfg.model.pack
+    labels, acgan = cfg.model.conditional != "none", cfg.model.conditional == "acgan"
+    reg, k_reg = REGULARIZERS.get(cfg.loss.regularizer), cfg.loss.reg_every  # reg None when "none"
+
+    def d_in(x: torch.Tensor, std: float) -> torch.Tensor:
+        """What D sees of real or generated data: DiffAugment, instance noise, PacGAN packing."""
+        return pack(instance_noise(diff_augment(x, t.augment), std), m)
+
+    def d_out(x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Adversarial logits (B/pack,) and, for acgan, class logits (B, K)."""
+        if acgan:
+            return D.forward_aux(x)
+        return (D(x, y) if labels else D(x)), None
 
     run.out.mkdir(parents=True, exist_ok=True)
     (run.out / "config.toml").write_text(config.dump_toml(cfg))
@@ -213,15 +240,24 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     while run.step < run.total:
         step = run.step + 1
         log_now = step % t.log_every == 0 or step == run.total
-        # ---- D step(s): real batch against detached fakes
-        for _ in range(t.d_steps):
-            real = x_all[run.sampler.next()]  # (B, *shape)
+        std = noise_std(run.step, t.instance_noise, t.instance_noise_steps)
+        # ---- D step(s): real batch against detached fakes; labels for G uniform over the classes
+        for i in range(t.d_steps):
+            idx = run.sampler.next()
+            real, y_real = x_all[idx], (y_all[idx] if labels else None)  # (B, *shape), (B,)
             z = torch.randn(bs, z_dim, device=run.device)
+            y_fake = sample_labels(bs, n_cls, run.device) if labels else None
             with autocast:
                 with torch.no_grad():
-                    fake = G(z)
-                d_real, d_fake = D(real), D(fake)
+                    fake = G(z, y_fake) if labels else G(z)
+                real_in, fake_in = d_in(real, std), d_in(fake, std)  # (B/pack, pack * s0, ...)
+                (d_real, cls_real), (d_fake, _) = d_out(real_in, y_real), d_out(fake_in, y_fake)
                 loss_d = loss.d(d_real.float(), d_fake.float(), smooth)
+                if acgan:  # Odena et al. 2017: D also classifies real data
+                    loss_d = loss_d + cfg.loss.aux_weight * F.cross_entropy(cls_real.float(), y_real)
+            if reg is not None and (run.step * t.d_steps + i) % k_reg == 0:  # lazy: every k-th D step, x k
+                penalty = reg.fn(D, real_in.float(), fake_in.float(), y_real, y_fake)  # fp32, no autocast
+                loss_d = loss_d + reg.scale * cfg.loss.gamma * k_reg * penalty
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             if log_now:
@@ -230,9 +266,13 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
         # ---- G step: fresh noise, D frozen so only G's weights get gradients
         D.requires_grad_(False)
         z = torch.randn(bs, z_dim, device=run.device)
+        y_g = sample_labels(bs, n_cls, run.device) if labels else None
         with autocast:
-            g_fake = D(G(z)).float()
-            loss_g = loss.g(g_fake, D(real).float() if loss.needs_real_for_g else None)
+            g_fake, cls_fake = d_out(d_in(G(z, y_g) if labels else G(z), std), y_g)
+            d_real_g = d_out(d_in(real, std), y_real)[0].float() if loss.needs_real_for_g else None
+            loss_g = loss.g(g_fake.float(), d_real_g)
+            if acgan:  # G makes samples that D classifies as the labels they were drawn with
+                loss_g = loss_g + cfg.loss.aux_weight * F.cross_entropy(cls_fake.float(), y_g)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         if log_now:
@@ -272,7 +312,8 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
         if t.sample_every and step % t.sample_every == 0 or step == run.total:
             pic = save_picture(run, run.out / "samples" / f"step_{step:06d}.png")
             tb.image(step, "samples", pic)
-            stats = {"step": step} | doctor.diversity(generate(run.sample_model, run.fixed_z), run.data.x)
+            pictured = generate(run.sample_model, run.fixed_z, run.fixed_y)
+            stats = {"step": step} | doctor.diversity(pictured, run.data.x)
             _write(log, stats)
             tb.scalars(step, stats)
             _consult(doc, stats, log, bar)

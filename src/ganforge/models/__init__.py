@@ -5,20 +5,31 @@ from __future__ import annotations
 from torch import nn
 
 from ganforge.config import ModelConfig
+from ganforge.models.conditional import ConditionalDiscriminator, ConditionalGenerator
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.models.layers import packed_shape
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 
 
-def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...], images: bool) -> nn.Module:
+def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...], images: bool,
+                    num_classes: int = 0) -> nn.Module:
     """G for data of `data_shape`; `images` selects the Tanh output that maps into [-1, 1]."""
-    if cfg.g.arch == "mlp":
-        return MLPGenerator(cfg.g, cfg.z_dim, data_shape, tanh=images)
-    raise NotImplementedError(f"model.g.arch '{cfg.g.arch}' is not available yet")
+    if cfg.conditional != "none":
+        return ConditionalGenerator(cfg.g, cfg.z_dim, data_shape, images, num_classes, cfg.conditional)
+    if cfg.g.arch == "dcgan":
+        return DCGANGenerator(cfg.g, cfg.z_dim, data_shape)
+    return MLPGenerator(cfg.g, cfg.z_dim, data_shape, tanh=images)
 
 
-def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...]) -> nn.Module:
-    if cfg.d.arch == "mlp":
-        return MLPDiscriminator(cfg.d, data_shape)
-    raise NotImplementedError(f"model.d.arch '{cfg.d.arch}' is not available yet")
+def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
+    """D for data of `data_shape` (packed by model.pack); labels, minibatch layers and heads as configured."""
+    shape = packed_shape(data_shape, cfg.pack)
+    if cfg.conditional != "none" or cfg.d.minibatch != "none":
+        return ConditionalDiscriminator(cfg.d, shape, num_classes, cfg.conditional, cfg.d.minibatch)
+    if cfg.d.arch == "dcgan":
+        return DCGANDiscriminator(cfg.d, shape)
+    return MLPDiscriminator(cfg.d, shape)
 
 
-__all__ = ["MLPDiscriminator", "MLPGenerator", "build_discriminator", "build_generator"]
+__all__ = ["ConditionalDiscriminator", "ConditionalGenerator", "DCGANDiscriminator", "DCGANGenerator",
+           "MLPDiscriminator", "MLPGenerator", "build_discriminator", "build_generator"]
