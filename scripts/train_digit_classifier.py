@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import time
 from pathlib import Path
@@ -47,6 +48,14 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, 28, 28, 2)
     # shift so the background is 0, which grid_sample pads with, then back to [-1, 1]
     return F.grid_sample(x + 1, grid, align_corners=False) - 1
+
+
+def save(state: dict[str, torch.Tensor], meta: dict[str, str], out: Path) -> str:
+    """Write the weights with `meta` as one sorted JSON string (stable bytes); return the sha256."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    save_file(tensors, str(out), metadata={"training": json.dumps(meta, sort_keys=True)})
+    return hashlib.sha256(out.read_bytes()).hexdigest()
 
 
 @torch.no_grad()
@@ -94,11 +103,9 @@ def main() -> None:
             "test_accuracy": f"{acc_te:.4f}", "test_examples": str(len(x_te)),
             "torch_version": torch.__version__}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out), metadata=meta)
+    digest = save(model.state_dict(), meta, out)
     print(f"train accuracy {acc_tr:.4f}")
     print(f"held-out test accuracy {acc_te:.4f} on {len(x_te)} digits never seen in training")
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), sha256 {digest}")
 
 

@@ -9,6 +9,8 @@ counts explicitly and returns a string saying what it did, for the provenance of
 from __future__ import annotations
 
 import hashlib
+import json
+from contextlib import nullcontext
 from importlib import resources
 
 import numpy as np
@@ -19,7 +21,7 @@ from torch import nn
 
 DIGIT_WEIGHTS = "digit_cnn.safetensors"
 # sha256 of the shipped weights file; scripts/train_digit_classifier.py prints it after training.
-DIGIT_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+DIGIT_SHA256 = "e65b7701341ca7d046dd56187ba22396f2e50b98bf54cad5e43259e4251ecedf"
 
 
 class FeaturesUnavailable(RuntimeError):
@@ -139,10 +141,11 @@ def load_digit_classifier(path: str | None = None, check: bool = True) -> DigitC
     return model.eval().requires_grad_(False)
 
 
-def weights_metadata(path: str) -> dict[str, str]:
-    """The metadata stored in a safetensors weights file (training data, split, seed, accuracy)."""
-    with safe_open(path, framework="pt") as f:
-        return dict(f.metadata() or {})
+def weights_metadata(path: str | None = None) -> dict[str, str]:
+    """How the digit classifier's weights were made (training data, split, seed, test accuracy)."""
+    ref = resources.files("ganforge.metrics") / "weights" / DIGIT_WEIGHTS if path is None else path
+    with resources.as_file(ref) if path is None else nullcontext(path) as p, safe_open(str(p), "pt") as f:
+        return json.loads((f.metadata() or {}).get("training", "{}"))
 
 
 # Published weights of the TF-compatible Inception-v3 used for FID (pytorch-fid / torch-fidelity).
