@@ -166,7 +166,7 @@ class InceptionV3Features(Extractor):
         super().__init__()
         try:
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-        except ImportError as e:
+        except Exception as e:  # missing, or installed over a torchvision that does not import
             raise FeaturesUnavailable(
                 f"Inception features need torch-fidelity ({e}): pip install torch-fidelity "
                 "(which needs a working torchvision)"
