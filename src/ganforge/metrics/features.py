@@ -12,11 +12,13 @@ import hashlib
 import json
 from contextlib import nullcontext
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
+from safetensors.torch import load as load_bytes
 from torch import nn
 
 DIGIT_WEIGHTS = "digit_cnn.safetensors"
@@ -125,7 +127,7 @@ def load_digit_classifier(path: str | None = None, check: bool = True) -> DigitC
     """The shipped digit classifier, its weights file checked against `DIGIT_SHA256`."""
     ref = resources.files("ganforge.metrics") / "weights" / DIGIT_WEIGHTS if path is None else None
     try:
-        raw = ref.read_bytes() if ref is not None else open(path, "rb").read()
+        raw = ref.read_bytes() if ref is not None else Path(path).read_bytes()
     except FileNotFoundError:
         raise FeaturesUnavailable(f"digit classifier weights not found ({path or ref}): reinstall ganforge, "
                                   "or rebuild them with scripts/train_digit_classifier.py") from None
@@ -133,8 +135,6 @@ def load_digit_classifier(path: str | None = None, check: bool = True) -> DigitC
     if check and digest != DIGIT_SHA256:
         raise FeaturesUnavailable(f"digit classifier weights have sha256 {digest}, expected {DIGIT_SHA256}: "
                                   "the file is damaged or not the shipped one; reinstall ganforge")
-    from safetensors.torch import load as load_bytes
-
     model = DigitClassifier()
     model.load_state_dict(load_bytes(raw))
     model.sha256 = digest
