@@ -1,0 +1,50 @@
+"""Measured quality: one module per metric family, feature extractors in features.py, a registry by name.
+
+    import ganforge.metrics as M
+    M.fid(feats_a, feats_b); M.kid(feats_a, feats_b); M.w1(a, b); M.mode_stats(x, centres, std)
+
+Inputs are torch tensors or numpy arrays; every metric computes in float64 and returns plain floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ganforge.metrics.features import (
+    DigitClassifier,
+    FeaturesUnavailable,
+    InceptionV3Features,
+    convert_images,
+    load_digit_classifier,
+)
+from ganforge.metrics.images import (
+    class_stats,
+    density_coverage,
+    fid,
+    frechet_distance,
+    kid,
+    precision_recall,
+)
+from ganforge.metrics.lowdim import energy_distance, ks, mmd_rbf, moments_error, w1, w1_normal
+from ganforge.metrics.modes import mode_stats
+
+# name (as given to `ganforge eval --metrics`) -> function
+METRICS: dict[str, Callable] = {
+    "w1": w1,
+    "w1_normal": w1_normal,
+    "ks": ks,
+    "mmd": mmd_rbf,
+    "energy": energy_distance,
+    "moments": moments_error,
+    "modes": mode_stats,
+    "fid": fid,
+    "kid": kid,
+    "pr": precision_recall,
+    "dc": density_coverage,
+    "classes": class_stats,
+}
+
+__all__ = ["METRICS", "DigitClassifier", "FeaturesUnavailable", "InceptionV3Features", "class_stats",
+           "convert_images", "density_coverage", "energy_distance", "fid", "frechet_distance", "kid", "ks",
+           "load_digit_classifier", "mmd_rbf", "mode_stats", "moments_error", "precision_recall", "w1",
+           "w1_normal"]
