@@ -105,3 +105,23 @@ def test_mnist_5k_cli_end_to_end(tmp_path):
     assert img.size == (2 * (8 * 30 + 2),) * 2  # 8x8 grid of 28px digits, 2px padding, drawn at 2x
     recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if "loss_d" in r][-1] == 300 and ganforge.load(out).step == 300
+
+
+def test_conditional_sample_label_and_class_grid(tmp_path, capsys):
+    out = tmp_path / "c"
+    args = ["train", *_sets(TINY_MNIST), "--out", str(out), "--steps", "5", "--set", 'model.conditional="embed"']
+    assert main(args) == 0
+    assert main(["sample", str(out), "-n", "7", "--label", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (7, 1, 28, 28)
+    assert np.load(tmp_path / "s_labels.npy").tolist() == [3] * 7
+    assert main(["sample", str(out), "-n", "30", "--out", str(tmp_path / "g.png")]) == 0
+    assert Image.open(tmp_path / "g.png").size == (2 * (3 * 30 + 2), 2 * (10 * 30 + 2))  # 10 rows of 3
+    assert main(["sample", str(out), "--label", "10", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "ganforge sample: error: --label must be a class in 0..9, got 10" in capsys.readouterr().err
+
+
+def test_label_on_unconditional_run_is_an_error(tmp_path, capsys):
+    out = tmp_path / "u"
+    assert main(["train", *_sets(TINY_1D), "--out", str(out), "--steps", "5"]) == 0
+    assert main(["sample", str(out), "--label", "1", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "is not a conditional run (model.conditional = 'none')" in capsys.readouterr().err

@@ -82,18 +82,40 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n <= 0:
         raise ConfigError(f"-n must be positive, got {args.n}")
     s = ganforge.load(args.run, ema=args.ema)
-    x = s.sample(args.n, seed=args.seed)
+    y, nrow = _labels(s, args)
+    x = s.sample(len(y) if y is not None else args.n, seed=args.seed, y=y)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, x.numpy())
+        if y is not None:
+            np.save(out.with_name(out.stem + "_labels.npy"), y.numpy())
     elif s.data_kind == "image":
-        save_grid(x, out, scale=2)
+        save_grid(x, out, nrow=nrow, scale=2)
     elif s.data_kind == "1d":
         save_histogram(x.numpy(), out, s.cfg.data.mean, s.cfg.data.std)
     else:
         save_scatter(x.numpy(), out)
-    print(f"wrote {args.n} samples to {out}")
+    print(f"wrote {len(x)} samples to {out}")
     return 0
+
+
+def _labels(s, args):
+    """Labels to request from a conditional G: --label K for all, else a class grid (one row per class)."""
+    import torch
+
+    from ganforge.config import ConfigError
+
+    k = s.num_classes
+    if s.cfg.model.conditional == "none":
+        if args.label is not None:
+            raise ConfigError(f"--label: {args.run} is not a conditional run (model.conditional = 'none')")
+        return None, 0
+    if args.label is not None:
+        if not 0 <= args.label < k:
+            raise ConfigError(f"--label must be a class in 0..{k - 1}, got {args.label}")
+        return torch.full((args.n,), args.label, dtype=torch.long), 0
+    cols = max(1, args.n // k)
+    return torch.arange(k).repeat_interleave(cols), cols  # row c holds class c
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -141,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--out", required=True, help="FILE.npy (raw values) or FILE.png (grid/plot)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    s.add_argument("--label", type=int, help="conditional runs: sample this class only "
+                   "(default: a class grid, one row per class, n // classes per row)")
     s.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="use G_ema when kept")
     s.set_defaults(func=cmd_sample)
 

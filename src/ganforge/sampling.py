@@ -32,9 +32,24 @@ class Sampler:
         device = next(self.G.parameters()).device
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen).to(device)
         if self.cfg.model.conditional == "none":
-            return torch.cat([self.G(chunk) for chunk in z.split(batch)]).float()
-        y = (y if y is not None else fixed_labels(n, self.num_classes)).to(device)
-        return torch.cat([self.G(zc, yc) for zc, yc in zip(z.split(batch), y.split(batch), strict=True)]).float()
+            if y is not None:
+                raise ValueError("labels given, but this generator is not conditional (model.conditional = 'none')")
+            return generate(self.G, z, None, batch)
+        y = y if y is not None else fixed_labels(n, self.num_classes)
+        if len(y) != n or y.min() < 0 or y.max() >= self.num_classes:
+            raise ValueError(f"labels must be {n} class indices in 0..{self.num_classes - 1}")
+        return generate(self.G, z, y.to(device), batch)
+
+
+@torch.no_grad()
+def generate(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None, batch: int = 1000) -> torch.Tensor:
+    """G(z) or G(z, y) in eval mode (dropout off, batch-norm running stats), in chunks; G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    ys = y.split(batch) if y is not None else [None] * len(z.split(batch))
+    out = torch.cat([G(zc) if yc is None else G(zc, yc) for zc, yc in zip(z.split(batch), ys, strict=True)])
+    G.train(was_training)
+    return out.float()
 
 
 def _find(path: Path) -> Path:

@@ -30,6 +30,7 @@ from ganforge.models.conditional import fixed_labels, sample_labels
 from ganforge.models.layers import pack
 from ganforge.progress import Progress
 from ganforge.regularizers import REGULARIZERS
+from ganforge.sampling import generate
 from ganforge.viz.animation import make_animation, sample_pictures
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -159,17 +160,6 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
 # Pictures
 
 
-@torch.no_grad()
-def generate(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None, batch: int = 1000) -> torch.Tensor:
-    """G(z) or G(z, y) in eval mode (dropout off, batch-norm running stats), in chunks; mode restored."""
-    was_training = G.training
-    G.eval()
-    ys = y.split(batch) if y is not None else [None] * len(z.split(batch))
-    out = torch.cat([G(zc) if yc is None else G(zc, yc) for zc, yc in zip(z.split(batch), ys, strict=True)])
-    G.train(was_training)
-    return out.float()
-
-
 def save_picture(run: Run, path: Path) -> Path:
     """Picture the current samples: a grid for images, a histogram (1D) or scatter plot (2D)."""
     from ganforge import viz
@@ -177,7 +167,8 @@ def save_picture(run: Run, path: Path) -> Path:
     G, data, cfg = run.sample_model, run.data, run.cfg
     title = f"{cfg.preset or cfg.data.name}, step {run.step}"
     if data.kind == "image":
-        nrow = int(math.sqrt(len(run.fixed_z))) if math.isqrt(len(run.fixed_z)) ** 2 == len(run.fixed_z) else 0
+        n = len(run.fixed_z)
+        nrow = data.num_classes if run.fixed_y is not None else (math.isqrt(n) if math.isqrt(n) ** 2 == n else 0)
         return viz.save_grid(generate(G, run.fixed_z, run.fixed_y), path, nrow=nrow, scale=2)
     gen = torch.Generator().manual_seed(cfg.train.seed + 2)
     z = torch.randn(cfg.train.hist_samples, cfg.model.z_dim, generator=gen).to(run.device)
