@@ -178,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_presets)
 
     from ganforge.doctor import add_doctor_parser
+    from ganforge.evaluate import add_eval_parser
     from ganforge.report import add_report_parser
 
+    add_eval_parser(sub)
     add_doctor_parser(sub)
     add_report_parser(sub)
     return p
