@@ -70,3 +70,18 @@ def test_divergence_stops_cleanly(tiny_1d):
         run.G.out.bias.fill_(float("nan"))
     with pytest.raises(train.TrainingDiverged, match="training diverged at step 10"):
         train.train(run=run)
+
+
+def test_lr_schedules():
+    assert train.lr_factor("linear", 0.0, 0, 100) == 1.0
+    assert train.lr_factor("linear", 0.5, 40, 100) == 1.0
+    assert train.lr_factor("linear", 0.5, 75, 100) == 0.5
+    assert abs(train.lr_factor("cosine", 0.0, 50, 100) - 0.5) < 1e-12
+    assert train.lr_factor("cosine", 0.0, 100, 100) < 1e-12
+
+
+def test_linear_decay_reaches_the_logged_lr(tiny_1d):
+    run = train.train(config.apply_overrides(tiny_1d, ['train.lr_decay="linear"', "train.lr_decay_start=0.5"]))
+    recs = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines() if "loss_d" in ln]
+    # the step-30 record was logged after update 30, which ran at factor 1 - (29/40 - 0.5) / 0.5 = 0.55
+    assert [round(r["lr_g"] / run.cfg.g_optim.lr, 6) for r in recs] == [1.0, 1.0, 0.55, 0.05]

@@ -103,6 +103,8 @@ class TrainConfig:
     num_samples: int = 64  # size of the fixed noise batch for sample pictures (8x8 grid)
     hist_samples: int = 10000  # 1D data: generated values in the histogram
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise), bar, lines, none
+    lr_decay: str = "none"  # learning-rate schedule of both optimizers: none, linear (to 0), cosine (to 0)
+    lr_decay_start: float = 0.0  # fraction of training after which the decay begins
     tensorboard: bool = True  # also log to RUN/tensorboard/ (when the tensorboard package is installed)
     doctor: bool = True  # watch the logged metrics and print warnings about common GAN problems
     animation: bool = True  # at the end, write RUN/samples.gif of the sample pictures over training
@@ -129,6 +131,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ("mlp", "dcgan"),
     "precision": ("fp32", "bf16"),
     "progress": ("auto", "bar", "lines", "none"),
+    "lr_decay": ("none", "linear", "cosine"),
 }
 POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack", "reg_every"}
 NON_NEGATIVE = {"steps", "epochs", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr", "gamma",
@@ -223,6 +226,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, names))
     if cfg.loss.name not in losses.LOSSES:
         raise ConfigError(f"loss.name: unknown loss '{cfg.loss.name}'" + _closest(cfg.loss.name, list(losses.LOSSES)))
+    if not 0 <= cfg.train.lr_decay_start < 1:
+        raise ConfigError(f"train.lr_decay_start: must be in [0, 1), got {cfg.train.lr_decay_start}")
     if not 0 <= cfg.model.ema < 1:
         raise ConfigError(f"model.ema: must be in [0, 1), got {cfg.model.ema}")
     if not 0 <= cfg.loss.label_smoothing < 1:

@@ -231,6 +231,8 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     while run.step < run.total:
         step = run.step + 1
         log_now = step % t.log_every == 0 or step == run.total
+        if t.lr_decay != "none":
+            _set_lr(run, lr_factor(t.lr_decay, t.lr_decay_start, run.step, run.total))
         std = noise_std(run.step, t.instance_noise, t.instance_noise_steps)
         # ---- D step(s): real batch against detached fakes; labels for G uniform over the classes
         for i in range(t.d_steps):
@@ -334,6 +336,19 @@ class TrainingDiverged(RuntimeError):
         kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written"
         super().__init__(f"training diverged at step {step}: a loss became NaN or infinite; {kept}. "
                          "Try a lower learning rate, a gradient penalty, or spectral norm on D.")
+
+
+def lr_factor(kind: str, start: float, step: int, total: int) -> float:
+    """Multiplier of the base learning rates before G update `step + 1`: 1 until `start`, then to 0."""
+    t = max(0.0, (step / total - start) / (1.0 - start))
+    return 1.0 - t if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _set_lr(run: Run, factor: float) -> None:
+    # derived from the step alone, so a resumed run follows the same schedule
+    for opt, o in ((run.opt_g, run.cfg.g_optim), (run.opt_d, run.cfg.d_optim)):
+        for group in opt.param_groups:
+            group["lr"] = o.lr * factor
 
 
 @torch.no_grad()
