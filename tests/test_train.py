@@ -85,3 +85,22 @@ def test_linear_decay_reaches_the_logged_lr(tiny_1d):
     recs = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines() if "loss_d" in ln]
     # the step-30 record was logged after update 30, which ran at factor 1 - (29/40 - 0.5) / 0.5 = 0.55
     assert [round(r["lr_g"] / run.cfg.g_optim.lr, 6) for r in recs] == [1.0, 1.0, 0.55, 0.05]
+
+
+def test_periodic_eval_logs_and_keeps_best(tiny_1d):
+    cfg = config.apply_overrides(tiny_1d, ["eval.every=20", 'eval.metrics=["w1", "ks"]', "eval.n=300",
+                                           'eval.best="w1"'])
+    run = train.train(cfg)
+    recs = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in recs if "eval/w1" in r]
+    assert [r["step"] for r in evals] == [20, 40] and all(r["eval/ks"] >= 0 for r in evals)
+    best = json.loads((run.out / "best.json").read_text())
+    assert best["metric"] == "w1" and best["value"] == min(r["eval/w1"] for r in evals)
+    assert (run.out / "best.safetensors").exists() and (run.out / "eval" / "step_000040.json").exists()
+
+
+def test_eval_best_must_be_a_measured_value(tiny_1d):
+    with pytest.raises(ConfigError, match=r"eval.best: 'fid' is not among the values of eval.metrics \['w1'\]"):
+        config.apply_overrides(tiny_1d, ['eval.metrics=["w1"]', 'eval.best="fid"'])
+    with pytest.raises(ConfigError, match=r"eval.metrics: unknown metric 'fdi'"):
+        config.apply_overrides(tiny_1d, ['eval.metrics=["fdi"]', 'eval.best="fid"'])

@@ -111,6 +111,18 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # measure quality every N steps during training (0 = never; use `ganforge eval` after)
+    metrics: list[str] = field(default_factory=list)  # metric names ([] = the defaults for the data kind)
+    n: int = 2000  # generated samples per evaluation
+    best: str = ""  # keep RUN/best.safetensors, the checkpoint with the best value of this metric ('' = off)
+
+
+# Metrics where larger is better (all others: smaller is better), for eval.best.
+HIGHER_IS_BETTER = {"precision", "recall", "density", "coverage", "modes_covered", "high_quality", "classes"}
+
+
+@dataclass
 class Config:
     preset: str = ""  # the preset this config started from ('' = none)
     data: DataConfig = field(default_factory=DataConfig)
@@ -119,6 +131,7 @@ class Config:
     g_optim: OptimConfig = field(default_factory=OptimConfig)
     d_optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # Values restricted to a fixed set; checked at load so a typo fails before training starts.
@@ -226,6 +239,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, names))
     if cfg.loss.name not in losses.LOSSES:
         raise ConfigError(f"loss.name: unknown loss '{cfg.loss.name}'" + _closest(cfg.loss.name, list(losses.LOSSES)))
+    if cfg.eval.n <= 0:
+        raise ConfigError(f"eval.n: must be positive, got {cfg.eval.n}")
+    if cfg.eval.every < 0:
+        raise ConfigError(f"eval.every: must be zero or positive, got {cfg.eval.every}")
+    if cfg.eval.best and cfg.eval.metrics and not _provides(cfg.eval.best, cfg.eval.metrics):
+        raise ConfigError(f"eval.best: '{cfg.eval.best}' is not among the values of eval.metrics "
+                          f"{cfg.eval.metrics}")
     if not 0 <= cfg.train.lr_decay_start < 1:
         raise ConfigError(f"train.lr_decay_start: must be in [0, 1), got {cfg.train.lr_decay_start}")
     if not 0 <= cfg.model.ema < 1:
@@ -247,6 +267,19 @@ def validate(cfg: Config) -> None:
     d_batch = cfg.train.batch_size // m
     if cfg.model.d.minibatch == "stddev" and d_batch % min(4, d_batch):
         raise ConfigError(f"model.d.minibatch: 'stddev' needs D's batch ({d_batch}) to be a multiple of 4")
+
+
+def _provides(value: str, metrics: list[str]) -> bool:
+    """Whether the metric names in `metrics` produce a value called `value` (e.g. kid -> kid, kid_std)."""
+    from ganforge.evaluate import RUNNERS
+
+    extra = {"pr": {"precision", "recall"}, "dc": {"density", "coverage"}, "modes": {"modes_covered", "high_quality",
+             "mode_kl"}, "classes": {"classes", "class_kl"}, "kid": {"kid", "kid_std"}, "moments": {"mean_error",
+             "std_error"}}
+    unknown = [m for m in metrics if m not in RUNNERS]
+    if unknown:
+        raise ConfigError(f"eval.metrics: unknown metric '{unknown[0]}' (metrics: {', '.join(RUNNERS)})")
+    return any(value == m or value in extra.get(m, ()) for m in metrics)
 
 
 # --------------------------------------------------------------------------------------------------

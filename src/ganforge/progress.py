@@ -21,6 +21,7 @@ class Progress:
         if mode == "auto":
             mode = "bar" if self.stream.isatty() else "lines"
         self.mode, self.total, self.last = mode, total, start
+        self.postfix: dict[str, str] = {}  # latest losses and eval values shown beside the bar
         self.bar = tqdm(total=total, initial=start, file=self.stream, dynamic_ncols=True, unit="step",
                         mininterval=0.25) if mode == "bar" else None
 
@@ -31,11 +32,21 @@ class Progress:
 
     def log(self, rec: dict) -> None:
         if self.bar is not None:
-            post = {"loss_d": f"{rec['loss_d']:.3f}", "loss_g": f"{rec['loss_g']:.3f}"}
-            post |= {k: f"{v:.4g}" for k, v in rec.items() if k.startswith("eval/")}
-            self.bar.set_postfix(post, refresh=False)
+            self.postfix |= {"loss_d": f"{rec['loss_d']:.3f}", "loss_g": f"{rec['loss_g']:.3f}"}
+            self.bar.set_postfix(self.postfix, refresh=False)
         elif self.mode == "lines":
             print(format_record(rec, self.total), file=self.stream, flush=True)
+
+    def log_eval(self, rec: dict) -> None:
+        """Show an evaluation record: in the bar's postfix, or as one line."""
+        values = {k[5:]: v for k, v in rec.items() if k.startswith("eval/")}
+        if self.bar is not None:  # the first two values (e.g. fid, kid) fit beside the losses
+            self.postfix |= {k: f"{v:.4g}" for k, v in list(values.items())[:2]}
+            self.bar.set_postfix(self.postfix, refresh=False)
+        elif self.mode == "lines":
+            text = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+            print(f"eval {rec['step']:>7d}/{self.total}  {text}" + ("  (best so far)" if rec.get("best") else ""),
+                  file=self.stream, flush=True)
 
     def message(self, text: str) -> None:
         """A one-off line (e.g. a warning) that does not break the bar."""

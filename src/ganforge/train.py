@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -310,8 +312,14 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
             _write(log, stats)
             tb.scalars(step, stats)
             _consult(doc, stats, log, bar)
-        if t.ckpt_every and step % t.ckpt_every == 0 or step == run.total:
+        eval_now = cfg.eval.every and (step % cfg.eval.every == 0 or step == run.total)
+        if t.ckpt_every and step % t.ckpt_every == 0 or step == run.total or eval_now:
             save_run(run)
+        if eval_now:  # measured on the checkpoint just written, exactly as `ganforge eval` would
+            rec = evaluate_run(run)
+            _write(log, rec)
+            bar.log_eval(rec)
+            tb.scalars(step, rec)
 
     bar.close()
     log.close()
@@ -336,6 +344,29 @@ class TrainingDiverged(RuntimeError):
         kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written"
         super().__init__(f"training diverged at step {step}: a loss became NaN or infinite; {kept}. "
                          "Try a lower learning rate, a gradient penalty, or spectral norm on D.")
+
+
+def evaluate_run(run: Run) -> dict:
+    """Run the configured metrics on the latest checkpoint; keep best.safetensors by `eval.best`.
+
+    Returns the metrics.jsonl record: {"step": N, "eval/<name>": value, ...} (scalars only).
+    """
+    from ganforge.evaluate import evaluate
+
+    e = run.cfg.eval
+    result = evaluate(run.out, metrics=e.metrics or None, n=e.n, seed=run.cfg.train.seed)
+    values = {k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))}
+    rec = {"step": run.step} | {f"eval/{k}": v for k, v in values.items()}
+    if e.best and e.best in values:
+        sign = 1 if e.best in config.HIGHER_IS_BETTER else -1
+        best_path = run.out / "best.json"
+        best = json.loads(best_path.read_text()) if best_path.exists() else None
+        if best is None or sign * values[e.best] > sign * best["value"]:
+            shutil.copyfile(run.out / CHECKPOINT, run.out / "best.safetensors.tmp")
+            os.replace(run.out / "best.safetensors.tmp", run.out / "best.safetensors")
+            best_path.write_text(json.dumps({"metric": e.best, "value": values[e.best], "step": run.step}) + "\n")
+            rec["best"] = True
+    return rec
 
 
 def lr_factor(kind: str, start: float, step: int, total: int) -> float:
