@@ -23,7 +23,8 @@ def test_run_folder_contents(tiny_mnist):
     lines = [json.loads(ln) for ln in (run.out / "metrics.jsonl").read_text().splitlines()]
     recs = [r for r in lines if "loss_d" in r]
     assert [r["step"] for r in recs] == [10, 20, 30]
-    assert [r["step"] for r in lines if "diversity" in r] == [15, 30]  # sample-diversity at each picture
+    stats = [r for r in lines if "diversity" in r]  # sample diversity and classes at each picture
+    assert [r["step"] for r in stats] == [15, 30] and sum(stats[0]["classes_produced"]) == 16
     assert {"loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"} <= recs[0].keys()
     assert 0 < recs[-1]["d_real"] < 1 and 0 < recs[-1]["d_fake"] < 1
     assert config.load_toml(run.out / "config.toml") == run.cfg

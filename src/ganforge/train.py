@@ -308,7 +308,7 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
             pic = save_picture(run, run.out / "samples" / f"step_{step:06d}.png")
             tb.image(step, "samples", pic)
             pictured = generate(run.sample_model, run.fixed_z, run.fixed_y)
-            stats = {"step": step} | doctor.diversity(pictured, run.data.x)
+            stats = {"step": step} | doctor.diversity(pictured, run.data.x) | _classes_produced(run, pictured)
             _write(log, stats)
             tb.scalars(step, stats)
             _consult(doc, stats, log, bar)
@@ -344,6 +344,21 @@ class TrainingDiverged(RuntimeError):
         kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written"
         super().__init__(f"training diverged at step {step}: a loss became NaN or infinite; {kept}. "
                          "Try a lower learning rate, a gradient penalty, or spectral norm on D.")
+
+
+_DIGIT_CLASSIFIER: list[nn.Module] = []  # loaded on first use, shared by every run in the process
+
+
+def _classes_produced(run: Run, samples: torch.Tensor) -> dict:
+    """For labelled digits: how many of the pictured samples the digit classifier puts in each class."""
+    if run.data.shape != (1, 28, 28) or run.data.num_classes != 10:
+        return {}
+    from ganforge.metrics.features import load_digit_classifier
+
+    if not _DIGIT_CLASSIFIER:
+        _DIGIT_CLASSIFIER.append(load_digit_classifier())
+    pred = _DIGIT_CLASSIFIER[0].logits(samples.cpu()).argmax(1)  # (N,)
+    return {"classes_produced": doctor.class_counts(pred, 10)}
 
 
 def evaluate_run(run: Run) -> dict:
