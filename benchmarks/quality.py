@@ -83,9 +83,9 @@ def main() -> None:
                 print(f"  {row.preset} seed {s}: {shown}  ({secs:.0f} s)", flush=True)
             cells = [fmt([vals[k] for vals, _ in results]) for k in row.show]
             secs = fmt([s for _, s in results])
-            print(f"| {row.preset} | {' '.join(row.overrides) or 'preset defaults'} | seeds {','.join(map(str, seeds))} "
-                  f"| " + " | ".join(f"{k} {c}" for k, c in zip(row.show, cells, strict=True)) + f" | {secs} s |",
-                  flush=True)
+            budget = " ".join(row.overrides) or "preset defaults"
+            values = " | ".join(f"{k} {c}" for k, c in zip(row.show, cells, strict=True))
+            print(f"| {row.preset} | {budget} | seeds {','.join(map(str, seeds))} | {values} | {secs} s |", flush=True)
 
 
 if __name__ == "__main__":
