@@ -58,8 +58,10 @@ def main() -> None:
         for seed in args.seeds:
             w1, mu, sd, secs = run_seed(preset, seed, args.set)
             w1s.append(w1)
-            print(f"{preset:24s} seed {seed}: W1 {w1:.4f}  mean {mu:.3f}  std {sd:.3f}  ({secs:.1f} s)", flush=True)
-        print(f"{preset:24s} max W1 {max(w1s):.4f}  mean W1 {np.mean(w1s):.4f}  {' '.join(args.set)}", flush=True)
+            print(f"{preset:24s} seed {seed}: W1 {w1:.4f}  mean {mu:.3f}  std {sd:.3f}  ({secs:.1f} s)",
+                  flush=True)
+        print(f"{preset:24s} max W1 {max(w1s):.4f}  mean W1 {np.mean(w1s):.4f}  {' '.join(args.set)}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import ganforge
 from ganforge.data.mnist import mnist_5k
 
 
-def nearest_labels(samples: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_labels(samples: torch.Tensor, real: torch.Tensor,
+                   labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Label and L2 distance of the nearest real image for each sample; both (n,)."""
     a, b = samples.flatten(1), real.flatten(1)  # (n, 784), (N, 784)
     d2 = (a * a).sum(1, keepdim=True) - 2 * a @ b.T + (b * b).sum(1)  # (n, N)
