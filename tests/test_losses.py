@@ -116,3 +116,16 @@ def test_lsgan_smoothing_moves_the_real_target_only():
     # 1/2 mean((r - 0.9)^2) + 1/2 mean(f^2)
     want = 0.5 * mean(1.1**2, 1.9**2) + 0.5 * mean(0.25, 9.0)
     assert_close(losses.lsgan_d(t(REAL), t(FAKE), 0.1), t(want))
+
+
+def test_make_loss_binds_lsgan_targets():
+    from ganforge.config import LossConfig
+    from ganforge.losses import make_loss
+
+    loss = make_loss(LossConfig(name="lsgan", lsgan_a=-1.0, lsgan_b=1.0, lsgan_c=0.0))
+    real, fake = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
+    # D: 1/2 mean((real - 1)^2) + 1/2 mean((fake + 1)^2) = 1/2 * 0.5 + 1/2 * 2 = 1.25
+    torch.testing.assert_close(loss.d(real, fake), torch.tensor(1.25))
+    # G: 1/2 mean((fake - 0)^2) = 0.5
+    torch.testing.assert_close(loss.g(fake, None), torch.tensor(0.5))
+    assert make_loss(LossConfig(name="hinge")) is LOSSES["hinge"]

@@ -77,6 +77,9 @@ class OptimConfig:
 @dataclass
 class LossConfig:
     name: str = "bce"  # adversarial loss: bce (non-saturating), minimax, lsgan, hinge, wgan, ragan
+    lsgan_a: float = 0.0  # lsgan: D's target for generated data
+    lsgan_b: float = 1.0  # lsgan: D's target for real data
+    lsgan_c: float = 1.0  # lsgan: the value G wants D to output for its samples
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing for D
     regularizer: str = "none"  # gradient penalty on D: none, r1, r2, wgan-gp
     gamma: float = 10.0  # penalty weight: gamma/2 * R1 or R2 (Mescheder 2018), gamma * WGAN-GP

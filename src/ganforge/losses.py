@@ -7,6 +7,7 @@ Each entry pairs D's loss(real, fake) with G's loss(fake, real); `real`/`fake` a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -81,3 +82,12 @@ LOSSES: dict[str, GANLoss] = {
     "wgan": GANLoss(wgan_d, wgan_g, False, False),
     "ragan": GANLoss(ragan_d, ragan_g, True, True),
 }
+
+
+def make_loss(cfg) -> GANLoss:
+    """The registry entry named by a LossConfig, with its parameters (LSGAN's targets a, b, c) bound."""
+    loss = LOSSES[cfg.name]
+    if cfg.name == "lsgan":
+        return loss._replace(d=functools.partial(lsgan_d, a=cfg.lsgan_a, b=cfg.lsgan_b),
+                             g=functools.partial(lsgan_g, c=cfg.lsgan_c))
+    return loss

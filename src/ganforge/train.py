@@ -26,7 +26,7 @@ from ganforge import checkpoint, config, doctor, tracking
 from ganforge.augment import diff_augment, instance_noise, noise_std
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, load_dataset
-from ganforge.losses import LOSSES
+from ganforge.losses import make_loss
 from ganforge.models import build_discriminator, build_generator
 from ganforge.models.conditional import fixed_labels, sample_labels
 from ganforge.models.layers import pack
@@ -197,7 +197,7 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     run = run or build(cfg)
     cfg, G, D, opt_g, opt_d = run.cfg, run.G, run.D, run.opt_g, run.opt_d
     t = cfg.train
-    loss = LOSSES[cfg.loss.name]
+    loss = make_loss(cfg.loss)
     x_all, z_dim, bs = run.data.x, cfg.model.z_dim, t.batch_size
     autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
     smooth, ema = cfg.loss.label_smoothing, cfg.model.ema
