@@ -26,12 +26,12 @@ from ganforge import checkpoint, config, doctor, tracking
 from ganforge.augment import diff_augment, instance_noise, noise_std
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, load_dataset
-from ganforge.losses import make_loss
+from ganforge.losses import GANLoss, make_loss
 from ganforge.models import build_discriminator, build_generator
 from ganforge.models.conditional import fixed_labels, sample_labels
 from ganforge.models.layers import pack
 from ganforge.progress import Progress
-from ganforge.regularizers import REGULARIZERS
+from ganforge.regularizers import REGULARIZERS, Regularizer
 from ganforge.sampling import generate
 from ganforge.viz.animation import make_animation, sample_pictures
 
@@ -192,29 +192,92 @@ def _grad_norm(module: nn.Module) -> torch.Tensor:
     return torch.cat(grads).norm() if grads else torch.zeros(())
 
 
+@dataclass
+class Recipe:
+    """What the D and G steps need from the config, resolved once per `train` call."""
+
+    cfg: Config
+    loss: GANLoss
+    autocast: torch.autocast  # bf16 autocast, or a disabled one
+    labels: bool  # conditional: G and D see labels
+    acgan: bool  # D has a class head (AC-GAN)
+    reg: Regularizer | None  # gradient penalty, or None
+
+    def d_in(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        """What D sees of real or generated data: DiffAugment, instance noise, PacGAN packing."""
+        return pack(instance_noise(diff_augment(x, self.cfg.train.augment), std), self.cfg.model.pack)
+
+    def d_out(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Adversarial logits (B/pack,) and, for acgan, class logits (B, K)."""
+        if self.acgan:
+            return D.forward_aux(x)
+        return (D(x, y) if self.labels else D(x)), None
+
+    def g_out(self, G: nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return G(z, y) if self.labels else G(z)
+
+
+def recipe(cfg: Config, device: torch.device) -> Recipe:
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+    return Recipe(cfg, make_loss(cfg.loss), autocast, cfg.model.conditional != "none",
+                  cfg.model.conditional == "acgan", REGULARIZERS.get(cfg.loss.regularizer))
+
+
+def d_step(run: Run, r: Recipe, std: float, i: int, grad_norm: bool) -> dict:
+    """One D update: a real batch against detached fakes (labels for G uniform over the classes)."""
+    cfg, D, bs = run.cfg, run.D, run.cfg.train.batch_size
+    idx = run.sampler.next()
+    real, y_real = run.data.x[idx], (run.data.y[idx] if r.labels else None)  # (B, *shape), (B,)
+    z = torch.randn(bs, cfg.model.z_dim, device=run.device)
+    y_fake = sample_labels(bs, run.data.num_classes, run.device) if r.labels else None
+    with r.autocast:
+        with torch.no_grad():
+            fake = r.g_out(run.G, z, y_fake)
+        real_in, fake_in = r.d_in(real, std), r.d_in(fake, std)  # (B/pack, pack * s0, ...)
+        (d_real, cls_real), (d_fake, _) = r.d_out(D, real_in, y_real), r.d_out(D, fake_in, y_fake)
+        loss_d = r.loss.d(d_real.float(), d_fake.float(), cfg.loss.label_smoothing)
+        if r.acgan:  # Odena et al. 2017: D also classifies real data
+            loss_d = loss_d + cfg.loss.aux_weight * F.cross_entropy(cls_real.float(), y_real)
+    k = cfg.loss.reg_every
+    if r.reg is not None and (run.step * cfg.train.d_steps + i) % k == 0:  # lazy: every k-th D step, x k
+        penalty = r.reg.fn(D, real_in.float(), fake_in.float(), y_real, y_fake)  # fp32, no autocast
+        loss_d = loss_d + r.reg.scale * cfg.loss.gamma * k * penalty
+    run.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    gn = _grad_norm(D) if grad_norm else None
+    run.opt_d.step()
+    return {"loss_d": loss_d.detach(), "d_real": d_real.detach(), "d_fake": d_fake.detach(), "real": real,
+            "y_real": y_real, "grad_norm_d": gn}
+
+
+def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Tensor | None,
+           grad_norm: bool) -> dict:
+    """One G update on fresh noise, D frozen so only G's weights get gradients; then the EMA."""
+    cfg, D, bs = run.cfg, run.D, run.cfg.train.batch_size
+    D.requires_grad_(False)
+    z = torch.randn(bs, cfg.model.z_dim, device=run.device)
+    y_g = sample_labels(bs, run.data.num_classes, run.device) if r.labels else None
+    with r.autocast:
+        g_fake, cls_fake = r.d_out(D, r.d_in(r.g_out(run.G, z, y_g), std), y_g)
+        d_real_g = r.d_out(D, r.d_in(real, std), y_real)[0].float() if r.loss.needs_real_for_g else None
+        loss_g = r.loss.g(g_fake.float(), d_real_g)
+        if r.acgan:  # G makes samples that D classifies as the labels they were drawn with
+            loss_g = loss_g + cfg.loss.aux_weight * F.cross_entropy(cls_fake.float(), y_g)
+    run.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    gn = _grad_norm(run.G) if grad_norm else None
+    run.opt_g.step()
+    D.requires_grad_(True)
+    if run.G_ema is not None:
+        _ema_update(run.G_ema, run.G, cfg.model.ema if run.step + 1 > cfg.model.ema_start else 0.0)
+    return {"loss_g": loss_g.detach(), "grad_norm_g": gn}
+
+
 def train(cfg: Config | None = None, run: Run | None = None, progress: str | None = None) -> Run:
     """Train until `run.total` G updates; give `cfg` for a new run or `run` to continue one."""
     run = run or build(cfg)
-    cfg, G, D, opt_g, opt_d = run.cfg, run.G, run.D, run.opt_g, run.opt_d
-    t = cfg.train
-    loss = make_loss(cfg.loss)
-    x_all, z_dim, bs = run.data.x, cfg.model.z_dim, t.batch_size
-    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
-    smooth, ema = cfg.loss.label_smoothing, cfg.model.ema
-    y_all, n_cls, m = run.data.y, run.data.num_classes, cfg.model.pack
-    labels, acgan = cfg.model.conditional != "none", cfg.model.conditional == "acgan"
-    reg, k_reg = REGULARIZERS.get(cfg.loss.regularizer), cfg.loss.reg_every  # reg None when "none"
-
-    def d_in(x: torch.Tensor, std: float) -> torch.Tensor:
-        """What D sees of real or generated data: DiffAugment, instance noise, PacGAN packing."""
-        return pack(instance_noise(diff_augment(x, t.augment), std), m)
-
-    def d_out(x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Adversarial logits (B/pack,) and, for acgan, class logits (B, K)."""
-        if acgan:
-            return D.forward_aux(x)
-        return (D(x, y) if labels else D(x)), None
-
+    cfg, t = run.cfg, run.cfg.train
+    r = recipe(cfg, run.device)
     run.out.mkdir(parents=True, exist_ok=True)
     (run.out / "config.toml").write_text(config.dump_toml(cfg))
     log = _open_log(run.out / "metrics.jsonl", run.step)
@@ -227,8 +290,8 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
             doc.observe(rec)
     acc = torch.zeros(4, device=run.device)  # running sums of loss_d, loss_g, D(x), D(G(z))
     n_acc, t_last, step_last = 0, time.perf_counter(), run.step
-    G.train()
-    D.train()
+    run.G.train()
+    run.D.train()
 
     while run.step < run.total:
         step = run.step + 1
@@ -236,68 +299,28 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
         if t.lr_decay != "none":
             _set_lr(run, lr_factor(t.lr_decay, t.lr_decay_start, run.step, run.total))
         std = noise_std(run.step, t.instance_noise, t.instance_noise_steps)
-        # ---- D step(s): real batch against detached fakes; labels for G uniform over the classes
         for i in range(t.d_steps):
-            idx = run.sampler.next()
-            real, y_real = x_all[idx], (y_all[idx] if labels else None)  # (B, *shape), (B,)
-            z = torch.randn(bs, z_dim, device=run.device)
-            y_fake = sample_labels(bs, n_cls, run.device) if labels else None
-            with autocast:
-                with torch.no_grad():
-                    fake = G(z, y_fake) if labels else G(z)
-                real_in, fake_in = d_in(real, std), d_in(fake, std)  # (B/pack, pack * s0, ...)
-                (d_real, cls_real), (d_fake, _) = d_out(real_in, y_real), d_out(fake_in, y_fake)
-                loss_d = loss.d(d_real.float(), d_fake.float(), smooth)
-                if acgan:  # Odena et al. 2017: D also classifies real data
-                    loss_d = loss_d + cfg.loss.aux_weight * F.cross_entropy(cls_real.float(), y_real)
-            if reg is not None and (run.step * t.d_steps + i) % k_reg == 0:  # lazy: every k-th D step, x k
-                penalty = reg.fn(D, real_in.float(), fake_in.float(), y_real, y_fake)  # fp32, no autocast
-                loss_d = loss_d + reg.scale * cfg.loss.gamma * k_reg * penalty
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            if log_now:
-                gn_d = _grad_norm(D)
-            opt_d.step()
-        # ---- G step: fresh noise, D frozen so only G's weights get gradients
-        D.requires_grad_(False)
-        z = torch.randn(bs, z_dim, device=run.device)
-        y_g = sample_labels(bs, n_cls, run.device) if labels else None
-        with autocast:
-            g_fake, cls_fake = d_out(d_in(G(z, y_g) if labels else G(z), std), y_g)
-            d_real_g = d_out(d_in(real, std), y_real)[0].float() if loss.needs_real_for_g else None
-            loss_g = loss.g(g_fake.float(), d_real_g)
-            if acgan:  # G makes samples that D classifies as the labels they were drawn with
-                loss_g = loss_g + cfg.loss.aux_weight * F.cross_entropy(cls_fake.float(), y_g)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        if log_now:
-            gn_g = _grad_norm(G)
-        opt_g.step()
-        D.requires_grad_(True)
-        if run.G_ema is not None:
-            _ema_update(run.G_ema, G, ema if step > cfg.model.ema_start else 0.0)
+            d = d_step(run, r, std, i, log_now)
+        g = g_step(run, r, std, d["real"], d["y_real"], log_now)
         run.step = step
 
         # ---- bookkeeping (tensors only; synchronise with the device at log steps)
         with torch.no_grad():
-            dx, dgz = d_real.float().mean(), d_fake.float().mean()
-            if loss.probability:
-                dx, dgz = torch.sigmoid(d_real.float()).mean(), torch.sigmoid(d_fake.float()).mean()
-            acc += torch.stack([loss_d.detach(), loss_g.detach(), dx, dgz])
+            d_real, d_fake = d["d_real"].float(), d["d_fake"].float()
+            if r.loss.probability:
+                d_real, d_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
+            acc += torch.stack([d["loss_d"], g["loss_g"], d_real.mean(), d_fake.mean()])
         n_acc += 1
         if log_now:
             now = time.perf_counter()
             vals = (acc / n_acc).tolist()
             rec = {"step": step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
-                   "grad_norm_d": gn_d.item(), "grad_norm_g": gn_g.item(), "lr_d": opt_d.param_groups[0]["lr"],
-                   "lr_g": opt_g.param_groups[0]["lr"], "steps_per_s": (step - step_last) / (now - t_last),
-                   "time": time.time()}
+                   "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
+                   "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"],
+                   "steps_per_s": (step - step_last) / (now - t_last), "time": time.time()}
             acc.zero_()
             n_acc, t_last, step_last = 0, now, step
-            _write(log, rec)
-            bar.log(rec)
-            tb.scalars(step, rec)
-            _consult(doc, rec, log, bar)
+            _record(rec, log, tb, doc, bar)
             if not all(math.isfinite(v) for v in vals):
                 bar.close()
                 log.close()
@@ -305,21 +328,15 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 raise TrainingDiverged(step, run.out / CHECKPOINT)
         bar.update(step)
         if t.sample_every and step % t.sample_every == 0 or step == run.total:
-            pic = save_picture(run, run.out / "samples" / f"step_{step:06d}.png")
-            tb.image(step, "samples", pic)
+            tb.image(step, "samples", save_picture(run, run.out / "samples" / f"step_{step:06d}.png"))
             pictured = generate(run.sample_model, run.fixed_z, run.fixed_y)
             stats = {"step": step} | doctor.diversity(pictured, run.data.x) | _classes_produced(run, pictured)
-            _write(log, stats)
-            tb.scalars(step, stats)
-            _consult(doc, stats, log, bar)
+            _record(stats, log, tb, doc, bar)
         eval_now = cfg.eval.every and (step % cfg.eval.every == 0 or step == run.total)
         if t.ckpt_every and step % t.ckpt_every == 0 or step == run.total or eval_now:
             save_run(run)
         if eval_now:  # measured on the checkpoint just written, exactly as `ganforge eval` would
-            rec = evaluate_run(run)
-            _write(log, rec)
-            bar.log_eval(rec)
-            tb.scalars(step, rec)
+            _record(evaluate_run(run), log, tb, doc, bar)
 
     bar.close()
     log.close()
@@ -330,8 +347,14 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     return run
 
 
-def _consult(doc: doctor.Doctor | None, rec: dict, log, bar: Progress) -> None:
-    """Show the doctor a log record; print its new findings and keep them in metrics.jsonl."""
+def _record(rec: dict, log, tb, doc: doctor.Doctor | None, bar: Progress) -> None:
+    """Write a record to metrics.jsonl and TensorBoard, show it, and let the doctor look at it."""
+    _write(log, rec)
+    tb.scalars(rec["step"], rec)
+    if "loss_d" in rec:
+        bar.log(rec)
+    elif any(k.startswith("eval/") for k in rec):
+        bar.log_eval(rec)
     for f in doc.observe(rec) if doc is not None else []:
         bar.message(doctor.format_finding(f))
         _write(log, {"step": rec["step"], "doctor": f.to_dict()})
