@@ -262,3 +262,15 @@ def test_real_healthy_run_raises_nothing(tmp_path, capsys):
     args = _parser().parse_args(["doctor", str(run.out)])
     assert args.func(args) == 0
     assert capsys.readouterr().out == "no problems found\n"
+
+
+def test_mode_collapse_waits_for_30_percent_of_the_run():
+    """Early samples of every GAN look alike: low class counts at 10-20% of the run are not judged."""
+    early = [{"step": s, "classes_produced": [0] * 9 + [64]} for s in (1000, 2000)]
+    later = [{"step": s, "classes_produced": [7] * 9 + [1]} for s in (3000, 4000)]
+    assert doctor.diagnose(early + later, total_steps=10000) == []
+    collapsed = [{"step": s, "classes_produced": [0] * 9 + [64]} for s in (3000, 4000)]
+    found = doctor.diagnose(early + collapsed, total_steps=10000)
+    assert [(f.check, f.step) for f in found] == [("mode_collapse", 4000)]
+    online = doctor.Doctor(None, total_steps=10000)
+    assert [f.check for rec in early + collapsed for f in online.observe(rec)] == ["mode_collapse"]

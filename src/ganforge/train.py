@@ -284,7 +284,7 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     bar = Progress(run.total, run.step, progress or t.progress)
     tb = tracking.open_writer(run.out, t.tensorboard)
     tb.text("config", config.dump_toml(cfg), run.step)
-    doc = doctor.Doctor(config.to_dict(cfg)) if t.doctor else None
+    doc = doctor.Doctor(config.to_dict(cfg), run.total) if t.doctor else None
     if doc is not None and run.step > 0:  # resumed: what the earlier part of the log showed is not news
         for rec in doctor.read_metrics(run.out):
             doc.observe(rec)
