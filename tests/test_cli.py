@@ -125,3 +125,11 @@ def test_label_on_unconditional_run_is_an_error(tmp_path, capsys):
     assert main(["train", *_sets(TINY_1D), "--out", str(out), "--steps", "5"]) == 0
     assert main(["sample", str(out), "--label", "1", "--out", str(tmp_path / "x.npy")]) == 2
     assert "is not a conditional run (model.conditional = 'none')" in capsys.readouterr().err
+
+
+def test_tensorboard_flag(tmp_path):
+    for flag, expected in (("--no-tensorboard", False), ("--tensorboard", True)):
+        out = tmp_path / flag
+        assert main(["train", *_sets(TINY_1D), "--out", str(out), "--steps", "3", flag]) == 0
+        assert ganforge.load_toml(out / "config.toml").train.tensorboard is expected
+        assert (out / "tensorboard").exists() is expected

@@ -18,6 +18,7 @@ SHORTHANDS = {
     "precision": "train.precision",
     "loss": "loss.name",
     "progress": "train.progress",
+    "tensorboard": "train.tensorboard",
 }
 
 
@@ -42,6 +43,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return str(value)
@@ -155,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", help="fp32 or bf16 (train.precision)")
     t.add_argument("--loss", help="adversarial loss (loss.name)")
     t.add_argument("--progress", help="auto, bar, lines or none (train.progress)")
+    t.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
+                   help="log to RUN/tensorboard/ (train.tensorboard; on by default when installed)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config value, e.g. model.ema=0.999")
     t.set_defaults(func=cmd_train)
 
