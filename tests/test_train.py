@@ -105,3 +105,17 @@ def test_eval_best_must_be_a_measured_value(tiny_1d):
         config.apply_overrides(tiny_1d, ['eval.metrics=["w1"]', 'eval.best="fid"'])
     with pytest.raises(ConfigError, match=r"eval.metrics: unknown metric 'fdi'"):
         config.apply_overrides(tiny_1d, ['eval.metrics=["fdi"]', 'eval.best="fid"'])
+
+
+def test_ema_averages_weights_and_batchnorm_statistics():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    ema = __import__("copy").deepcopy(model)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(2.0)
+    model[1].num_batches_tracked.fill_(7)
+    before_w, before_m = ema[0].weight.clone(), ema[1].running_mean.clone()
+    train._ema_update(ema, model, 0.75)
+    torch.testing.assert_close(ema[0].weight, 0.75 * before_w + 0.25 * model[0].weight)
+    torch.testing.assert_close(ema[1].running_mean, 0.75 * before_m + 0.25 * model[1].running_mean)
+    assert ema[1].num_batches_tracked.item() == 7

@@ -422,11 +422,18 @@ def _set_lr(run: Run, factor: float) -> None:
 
 @torch.no_grad()
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * model for parameters; buffers are copied."""
+    """ema = decay * ema + (1 - decay) * model for parameters and float buffers; other buffers are copied.
+
+    Averaging batch-norm running statistics too keeps them matched to the averaged weights (copying the
+    live G's statistics into G_ema made its samples worse).
+    """
     for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
         pe.lerp_(pm, 1.0 - decay)
     for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
-        be.copy_(bm)
+        if be.is_floating_point():
+            be.lerp_(bm, 1.0 - decay)
+        else:
+            be.copy_(bm)
 
 
 def _open_log(path: Path, step: int):
