@@ -119,3 +119,16 @@ def test_ema_averages_weights_and_batchnorm_statistics():
     torch.testing.assert_close(ema[0].weight, 0.75 * before_w + 0.25 * model[0].weight)
     torch.testing.assert_close(ema[1].running_mean, 0.75 * before_m + 0.25 * model[1].running_mean)
     assert ema[1].num_batches_tracked.item() == 7
+
+
+def test_acgan_class_loss_on_fakes_raises_d_loss(tmp_path, tiny_mnist):
+    """With aux_fake, D's loss adds CE on generated samples: same seed, same first batch, larger loss_d."""
+    loss_d = {}
+    for aux_fake in (False, True):
+        cfg = config.apply_overrides(tiny_mnist, ['model.conditional="acgan"', "train.steps=1", "train.log_every=1",
+                                                  f"loss.aux_fake={str(aux_fake).lower()}",
+                                                  f'train.out="{tmp_path / str(aux_fake)}"'])
+        run = train.train(cfg)
+        lines = (run.out / "metrics.jsonl").read_text().splitlines()
+        loss_d[aux_fake] = next(json.loads(ln) for ln in lines if "loss_d" in ln)["loss_d"]
+    assert loss_d[True] > loss_d[False] + 1.0  # CE over 10 classes at init is about log(10) = 2.3

@@ -85,6 +85,7 @@ class LossConfig:
     gamma: float = 10.0  # penalty weight: gamma/2 * R1 or R2 (Mescheder 2018), gamma * WGAN-GP
     reg_every: int = 1  # lazy regularisation: the penalty every k-th D step, scaled by k (Karras et al. 2020)
     aux_weight: float = 1.0  # acgan: weight of the auxiliary classification loss, for D and G
+    aux_fake: bool = False  # acgan: D's class loss also covers generated samples (the paper's L_C)
 
 
 @dataclass

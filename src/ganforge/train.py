@@ -234,10 +234,13 @@ def d_step(run: Run, r: Recipe, std: float, i: int, grad_norm: bool) -> dict:
         with torch.no_grad():
             fake = r.g_out(run.G, z, y_fake)
         real_in, fake_in = r.d_in(real, std), r.d_in(fake, std)  # (B/pack, pack * s0, ...)
-        (d_real, cls_real), (d_fake, _) = r.d_out(D, real_in, y_real), r.d_out(D, fake_in, y_fake)
+        (d_real, cls_real), (d_fake, cls_fake) = r.d_out(D, real_in, y_real), r.d_out(D, fake_in, y_fake)
         loss_d = r.loss.d(d_real.float(), d_fake.float(), cfg.loss.label_smoothing)
-        if r.acgan:  # Odena et al. 2017: D also classifies real data
-            loss_d = loss_d + cfg.loss.aux_weight * F.cross_entropy(cls_real.float(), y_real)
+        if r.acgan:  # Odena et al. 2017: D also classifies real data, and (aux_fake) generated data
+            aux = F.cross_entropy(cls_real.float(), y_real)
+            if cfg.loss.aux_fake:
+                aux = aux + F.cross_entropy(cls_fake.float(), y_fake)
+            loss_d = loss_d + cfg.loss.aux_weight * aux
     k = cfg.loss.reg_every
     if r.reg is not None and (run.step * cfg.train.d_steps + i) % k == 0:  # lazy: every k-th D step, x k
         penalty = r.reg.fn(D, real_in.float(), fake_in.float(), y_real, y_fake)  # fp32, no autocast
