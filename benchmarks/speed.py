@@ -37,18 +37,43 @@ def reference_networks() -> tuple[nn.Module, nn.Module]:
 
 
 class PILDigits(torch.utils.data.Dataset):
-    """The reference's per-sample pipeline: PIL image -> ToTensor -> Normalize(0.5, 0.5)."""
+    """The reference's per-sample pipeline, following torchvision's code paths without torchvision:
+    MNIST.__getitem__ (uint8 tensor -> .numpy() -> PIL image, mode "L"), transforms.Compose of ToTensor
+    (copy to a tensor, view, permute, contiguous, float, /255) and Normalize((0.5,), (0.5,)) (mean and
+    std made tensors on each call, checked, broadcast, subtracted and divided)."""
 
     def __init__(self, pixels: np.ndarray):
-        self.pixels = pixels
+        self.data = torch.from_numpy(pixels)  # torchvision keeps MNIST as a uint8 tensor (N, 28, 28)
+        self.targets = torch.zeros(len(pixels), dtype=torch.long)
+        self.transform = [self.to_tensor, self.normalize]  # transforms.Compose
 
     def __len__(self) -> int:
-        return len(self.pixels)
+        return len(self.data)
+
+    @staticmethod
+    def to_tensor(pic: Image.Image) -> torch.Tensor:
+        img = torch.from_numpy(np.array(pic, np.uint8, copy=True))
+        img = img.view(pic.size[1], pic.size[0], len(pic.getbands()))
+        img = img.permute((2, 0, 1)).contiguous()  # (1, 28, 28)
+        return img.to(dtype=torch.get_default_dtype()).div(255)
+
+    @staticmethod
+    def normalize(tensor: torch.Tensor, mean=(0.5,), std=(0.5,)) -> torch.Tensor:
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim < 3:
+            raise TypeError("expected a (C, H, W) tensor")
+        tensor = tensor.clone()
+        mean_t = torch.as_tensor(mean, dtype=tensor.dtype, device=tensor.device)
+        std_t = torch.as_tensor(std, dtype=tensor.dtype, device=tensor.device)
+        if (std_t == 0).any():
+            raise ValueError("std evaluated to zero")
+        return tensor.sub_(mean_t.view(-1, 1, 1)).div_(std_t.view(-1, 1, 1))
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = Image.fromarray(self.pixels[i], mode="L")
-        x = torch.from_numpy(np.array(img, dtype=np.uint8)).float().div(255).unsqueeze(0)  # ToTensor: (1, 28, 28)
-        return (x - 0.5) / 0.5, 0  # Normalize(mean=0.5, std=0.5)
+        img, target = self.data[i], int(self.targets[i])
+        img = Image.fromarray(img.numpy(), mode="L")
+        for t in self.transform:
+            img = t(img)
+        return img, target
 
 
 def reference_step(G, D, opt_g, opt_d, criterion, images: torch.Tensor, autocast) -> None:
