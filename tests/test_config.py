@@ -64,3 +64,8 @@ def test_total_steps_from_epochs():
     cfg = config.load_preset("mnist-mlp-reference")
     assert config.total_steps(cfg, 60000) == 60000  # 100 epochs of 600 batches
     assert config.total_steps(config.apply_overrides(cfg, ["train.steps=5"]), 60000) == 5
+
+
+def test_eval_every_must_not_be_negative():
+    with pytest.raises(ConfigError, match=r"^eval.every: must be zero or positive, got -1$"):
+        config.from_dict({"eval": {"every": -1}})

@@ -112,6 +112,17 @@ RUNNERS: dict[str, tuple[tuple[str, ...], Callable[[Inputs], dict]]] = {
 }
 
 
+# metric name -> the scalar values it reports, where they differ from its own name (for eval.best)
+VALUES: dict[str, tuple[str, ...]] = {
+    "kid": ("kid", "kid_std"),
+    "pr": ("precision", "recall"),
+    "dc": ("density", "coverage"),
+    "classes": ("classes", "class_kl"),
+    "modes": ("modes_covered", "high_quality", "mode_kl"),
+    "moments": ("mean_error", "std_error"),
+}
+
+
 def default_metrics(inp: Inputs) -> list[str]:
     """1d: w1, ks, mmd, moments (+ w1_normal for gaussian-1d); 2d: modes + mmd when modes are known;
     images: fid, kid, pr, dc (+ classes for the digit classifier)."""

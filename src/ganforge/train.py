@@ -162,8 +162,11 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
 # Pictures
 
 
-def save_picture(run: Run, path: Path) -> Path:
-    """Picture the current samples: a grid for images, a histogram (1D) or scatter plot (2D)."""
+def save_picture(run: Run, path: Path, fixed: torch.Tensor | None = None) -> Path:
+    """Picture the current samples: a grid for images, a histogram (1D) or scatter plot (2D).
+
+    `fixed` is G's output for the fixed noise when the caller already has it (images are drawn from it).
+    """
     from ganforge import viz
 
     G, data, cfg = run.sample_model, run.data, run.cfg
@@ -171,7 +174,8 @@ def save_picture(run: Run, path: Path) -> Path:
     if data.kind == "image":
         n = len(run.fixed_z)
         nrow = data.num_classes if run.fixed_y is not None else (math.isqrt(n) if math.isqrt(n) ** 2 == n else 0)
-        return viz.save_grid(generate(G, run.fixed_z, run.fixed_y), path, nrow=nrow, scale=2)
+        images = fixed if fixed is not None else generate(G, run.fixed_z, run.fixed_y)
+        return viz.save_grid(images, path, nrow=nrow, scale=2)
     gen = torch.Generator().manual_seed(cfg.train.seed + 2)
     z = torch.randn(cfg.train.hist_samples, cfg.model.z_dim, generator=gen).to(run.device)
     y = fixed_labels(len(z), data.num_classes, run.device) if run.fixed_y is not None else None
@@ -331,8 +335,8 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 raise TrainingDiverged(step, run.out / CHECKPOINT)
         bar.update(step)
         if t.sample_every and step % t.sample_every == 0 or step == run.total:
-            tb.image(step, "samples", save_picture(run, run.out / "samples" / f"step_{step:06d}.png"))
-            pictured = generate(run.sample_model, run.fixed_z, run.fixed_y)
+            pictured = generate(run.sample_model, run.fixed_z, run.fixed_y)  # drawn once: picture and stats
+            tb.image(step, "samples", save_picture(run, run.out / "samples" / f"step_{step:06d}.png", pictured))
             stats = {"step": step} | doctor.diversity(pictured, run.data.x) | _classes_produced(run, pictured)
             _record(stats, log, tb, doc, bar)
         eval_now = cfg.eval.every and (step % cfg.eval.every == 0 or step == run.total)
