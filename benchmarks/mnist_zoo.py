@@ -28,12 +28,12 @@ N_EVAL = 5000  # generated samples for FID and the class histogram (the size of 
 SEED = 1234  # noise for the evaluation samples, not the training seed
 
 
-def train_preset(name: str, steps: int, out: Path, seed: int) -> tuple[Path, float]:
+def train_preset(name: str, steps: int, out: Path, seed: int, overrides: list[str] = ()) -> tuple[Path, float]:
     """Train preset `name` on mnist-5k (steps 0 = the preset's own); return the run folder and seconds."""
     cfg = config.load_preset(name)
     items = ["data.name='mnist-5k'", f"train.seed={seed}", f"train.out='{out}'", "train.progress='none'",
              "train.tensorboard=false", "train.doctor=false", "train.animation=false"]
-    cfg = config.apply_overrides(cfg, items + ([f"train.steps={steps}"] if steps else []))
+    cfg = config.apply_overrides(cfg, items + ([f"train.steps={steps}"] if steps else []) + list(overrides))
     t0 = time.perf_counter()
     run = train.train(cfg)
     return run.out, time.perf_counter() - t0
@@ -81,6 +81,7 @@ def main() -> None:
     p.add_argument("--runs", default="", help="keep the run folders here ('' = a temporary folder)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--set", nargs="*", default=[], dest="overrides", help="config overrides, section.key=value")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(args.runs or tmp)
         for name in args.presets:
-            run_dir, secs = train_preset(name, args.steps, runs / name, args.seed)
+            run_dir, secs = train_preset(name, args.steps, runs / name, args.seed, args.overrides)
             r = evaluate_run(run_dir, real_feats, clf)
             save_grid(r["grid"], out / f"{name}.png", nrow=10, scale=2)
             print(report(name, secs, r) + f"\n  grid: {out / f'{name}.png'}", flush=True)

@@ -64,6 +64,8 @@ class ModelConfig:
     ema_start: int = 0  # step from which G_ema tracks G (before it, G_ema copies G)
     conditional: str = "none"  # label conditioning: none, concat, embed, projection, acgan (labelled data)
     pack: int = 1  # PacGAN: D judges this many samples at once, stacked along dim 1 (1 = off)
+    latent_components: int = 0  # DeLiGAN mixture latent: G's noise from K disjoint Gaussian blobs (0 = off)
+    latent_std: float = 0.1  # std of each blob of the mixture latent (its means are N(0, I) draws)
 
 
 @dataclass
@@ -150,9 +152,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "progress": ("auto", "bar", "lines", "none"),
     "lr_decay": ("none", "linear", "cosine"),
 }
-POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack", "reg_every"}
+POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack", "reg_every",
+            "latent_std"}
 NON_NEGATIVE = {"steps", "epochs", "every", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr", "gamma",
-                "aux_weight", "instance_noise", "instance_noise_steps"}
+                "aux_weight", "instance_noise", "instance_noise_steps", "latent_components"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from torch import nn
 from ganforge.config import ModelConfig
 from ganforge.models.conditional import ConditionalDiscriminator, ConditionalGenerator
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.models.latent import MixtureLatent, MixtureLatentGenerator
 from ganforge.models.layers import packed_shape
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 
@@ -15,10 +16,14 @@ def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...], images: bool,
                     num_classes: int = 0) -> nn.Module:
     """G for data of `data_shape`; `images` selects the Tanh output that maps into [-1, 1]."""
     if cfg.conditional != "none":
-        return ConditionalGenerator(cfg.g, cfg.z_dim, data_shape, images, num_classes, cfg.conditional)
-    if cfg.g.arch == "dcgan":
-        return DCGANGenerator(cfg.g, cfg.z_dim, data_shape)
-    return MLPGenerator(cfg.g, cfg.z_dim, data_shape, tanh=images)
+        G = ConditionalGenerator(cfg.g, cfg.z_dim, data_shape, images, num_classes, cfg.conditional)
+    elif cfg.g.arch == "dcgan":
+        G = DCGANGenerator(cfg.g, cfg.z_dim, data_shape)
+    else:
+        G = MLPGenerator(cfg.g, cfg.z_dim, data_shape, tanh=images)
+    if cfg.latent_components:
+        return MixtureLatentGenerator(G, MixtureLatent(cfg.latent_components, cfg.z_dim, cfg.latent_std))
+    return G
 
 
 def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
@@ -32,4 +37,5 @@ def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...], num_class
 
 
 __all__ = ["ConditionalDiscriminator", "ConditionalGenerator", "DCGANDiscriminator", "DCGANGenerator",
-           "MLPDiscriminator", "MLPGenerator", "build_discriminator", "build_generator"]
+           "MLPDiscriminator", "MLPGenerator", "MixtureLatent", "MixtureLatentGenerator",
+           "build_discriminator", "build_generator"]
