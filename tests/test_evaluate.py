@@ -1,4 +1,4 @@
-"""evaluate(): end to end on a tiny trained run, sample files, provenance, determinism, user errors."""
+"""evaluate(): end to end on tiny trained runs, sample files, provenance, determinism, user errors."""
 
 import argparse
 import json
@@ -12,6 +12,7 @@ from ganforge import config, evaluate, metrics
 from ganforge.config import ConfigError
 from ganforge.data import mnist, toy
 from ganforge.train import train
+from tests.conftest import TINY_MNIST
 
 TINY = ["data.name=\"gaussian-1d\"", "data.n=2000", "model.z_dim=4", "model.g.hidden=[8]",
         "model.d.hidden=[8]", "train.steps=200", "train.batch_size=32", "train.log_every=100",
@@ -121,3 +122,85 @@ def test_cli_subcommand_prints_table(run_dir, capsys):
     assert "step 200" in out and "500 generated vs 500 real from gaussian-1d" in out
     w1 = evaluate.evaluate(run_dir, metrics=["w1"], n=500)["metrics"]["w1"]
     assert f"w1  {w1:.6g}" in out and "\nks  " in out
+
+
+@pytest.fixture(scope="module")
+def cond_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cond")
+    train(config.apply_overrides(config.Config(), TINY_MNIST + ['model.conditional="acgan"', "train.steps=10",
+                                                                f'train.out="{out}"']))
+    return out
+
+
+def test_conditional_run_gets_cond_acc_by_default(cond_dir, tmp_path):
+    res = evaluate.evaluate(cond_dir, n=300, seed=2, out=tmp_path / "e.json")
+    m, p = res["metrics"], res["provenance"]
+    assert {"fid", "classes", "cond_acc", "cond_acc_min", "cond_acc_per_class"} <= set(m)
+    sampler = ganforge.load(cond_dir)
+    x = sampler.sample(300, seed=2)  # the documented default labels: 0..9 cycled
+    pred = metrics.load_digit_classifier().logits(x).argmax(1)  # (300,)
+    hand = [(pred[k::10] == k).double().mean().item() for k in range(10)]  # 30 samples asked as each digit
+    assert m["cond_acc_per_class"] == pytest.approx(hand, abs=1e-15)
+    assert m["cond_acc"] == pytest.approx(sum(hand) / 10, abs=1e-15) and m["cond_acc_min"] == min(hand)
+    assert p["sampling"] == "ganforge.load(run, ema=True).sample(300, seed=2, y=arange(300) % 10)"
+    assert p["metrics"]["cond_acc"]["implementation"] == "ganforge.metrics.images.conditional_accuracy"
+    assert "cond_acc  " in evaluate.format_table(res) and "cond_acc_per_class" not in evaluate.format_table(res)
+
+
+class DigitSampler:
+    """Stands in for ganforge.load(RUN): asked for digit k, returns a real mnist-5k digit of class k + shift, or
+    with probability `noise` one of a random class."""
+
+    def __init__(self, shift: int = 0, noise: float = 0.0, num_classes: int = 10, conditional: str = "acgan"):
+        sets = ['data.name="mnist-5k"', f'model.conditional="{conditional}"']
+        self.cfg, self.data_kind, self.step, self.ema = config.apply_overrides(config.Config(), sets), "image", 7, True
+        self.shift, self.noise, self.num_classes = shift, noise, num_classes
+        self.x = mnist.mnist_5k().x  # (5000, 1, 28, 28), rows sorted by label, 500 per class
+
+    def sample(self, n, seed=None, y=None):
+        gen = torch.Generator().manual_seed(seed)
+        y = torch.arange(n) % self.num_classes if y is None else y
+        drawn = torch.where(torch.rand(n, generator=gen) < self.noise, torch.randint(0, 10, (n,), generator=gen),
+                            (y + self.shift) % 10)
+        return self.x[drawn * 500 + torch.randint(0, 500, (n,), generator=gen)]  # (n, 1, 28, 28)
+
+
+def test_cond_acc_of_a_generator_known_to_obey_or_not(monkeypatch, tmp_path):
+    for shift, expect in ((0, 1.0), (1, 0.0)):
+        monkeypatch.setattr(ganforge, "load", lambda run, ema=True, s=shift: DigitSampler(s))
+        m = evaluate.evaluate(tmp_path, metrics=["cond_acc"], n=1000, out=None)["metrics"]
+        assert m["cond_acc"] == pytest.approx(expect, abs=0.01)  # the classifier is 99% right on real digits
+        assert m["cond_acc_per_class"] == pytest.approx([expect] * 10, abs=0.05)
+
+
+def test_cond_acc_is_deterministic_given_the_seed(monkeypatch, cond_dir, tmp_path):
+    a, b = (evaluate.evaluate(cond_dir, metrics=["cond_acc"], n=200, seed=5, out=tmp_path / f"{w}.json")
+            for w in "ab")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    sampler = DigitSampler(noise=0.5)  # reads as the requested digit about 55% of the time, varying with the seed
+    monkeypatch.setattr(ganforge, "load", lambda run, ema=True: sampler)
+    a, b, c = (evaluate.evaluate(tmp_path, metrics=["cond_acc"], n=500, seed=s, out=None)["metrics"]
+               for s in (5, 5, 6))
+    assert a == b and a["cond_acc_per_class"] != c["cond_acc_per_class"]
+    pred = metrics.load_digit_classifier().logits(sampler.sample(500, seed=5)).argmax(1)  # (500,)
+    hand = [(pred[k::10] == k).double().mean().item() for k in range(10)]
+    assert a["cond_acc_per_class"] == pytest.approx(hand, abs=1e-15) and 0.4 < a["cond_acc"] < 0.7
+
+
+def test_cond_acc_user_errors(monkeypatch, cond_dir, run_dir, tmp_path):
+    with pytest.raises(ConfigError, match="--metrics: cond_acc applies to image data, not 1d"):
+        evaluate.evaluate(run_dir, metrics=["cond_acc"], n=100)
+    np.save(tmp_path / "s.npy", mnist.mnist_5k().x[:20].numpy())
+    with pytest.raises(ConfigError, match="--metrics: cond_acc samples the run with labels itself; it cannot"):
+        evaluate.evaluate(cond_dir, samples=tmp_path / "s.npy", metrics=["cond_acc"], n=20)
+    with pytest.raises(ConfigError, match=r"-n 5: cond_acc needs at least one sample per class \(-n >= 10\)"):
+        evaluate.evaluate(cond_dir, metrics=["cond_acc"], n=5)
+    monkeypatch.setattr(ganforge, "load", lambda run, ema=True: DigitSampler(conditional="none"))
+    msg = r"^--metrics: cond_acc needs a conditional run \(model.conditional != 'none'\)$"
+    with pytest.raises(ConfigError, match=msg):
+        evaluate.evaluate(tmp_path, metrics=["cond_acc"], n=100)
+    assert "cond_acc" not in evaluate.evaluate(tmp_path, n=100, out=None)["metrics"]  # nor by default
+    monkeypatch.setattr(ganforge, "load", lambda run, ema=True: DigitSampler(num_classes=5))
+    with pytest.raises(ConfigError, match="--metrics: cond_acc needs a run conditioned on the digit classifier's 10 "
+                                          "classes, not 5"):
+        evaluate.evaluate(tmp_path, metrics=["cond_acc"], n=100)

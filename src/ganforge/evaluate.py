@@ -28,6 +28,8 @@ from ganforge.config import ConfigError
 from ganforge.data import DATASETS, Dataset, load_dataset
 from ganforge.metrics import features as F
 
+DIGIT_CLASSES = 10  # the outputs of the shipped digit classifier (cond_acc compares a run's labels with them)
+
 # Parameters fixed by ganforge so numbers are comparable between runs (recorded in the provenance).
 PARAMS = {
     "kid": {"subsets": 100, "subset_size": "min(1000, n_generated, n_real)"},
@@ -37,6 +39,7 @@ PARAMS = {
     "energy": {"max_n": 2000},
     "modes": {"radius": "3 std", "threshold": 0.01},
     "classes": {"threshold": 0.01},
+    "cond_acc": {"labels": "the generated samples, requested as classes 0..K-1 cycled", "classifier": "argmax"},
 }
 
 
@@ -50,6 +53,8 @@ class Inputs:
     seed: int
     dataset: Dataset | None = None  # the real dataset when known by name (modes, labels)
     normal: tuple[float, float] | None = None  # gaussian-1d: the target N(mean, std)
+    labels: torch.Tensor | None = None  # (n,) the class each generated sample was requested as (conditional runs)
+    num_classes: int = 0  # the classes a conditional run's G takes (0: not conditional)
     extractor: F.Extractor | None = None
     cache: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -81,6 +86,11 @@ def _classes(c: Inputs) -> dict:
     return {"classes": out["classes"], "class_kl": out["kl"], "class_hist": out["hist"]}
 
 
+def _cond_acc(c: Inputs) -> dict:
+    out = M.conditional_accuracy(c.extractor.logits(c.fake), c.labels)
+    return {"cond_acc": out["mean"], "cond_acc_min": out["min"], "cond_acc_per_class": out["per_class"]}
+
+
 def _modes(c: Inputs) -> dict:
     ds = c.dataset
     out = M.mode_stats(c.fake, ds.modes, ds.mode_std, threshold=PARAMS["modes"]["threshold"])
@@ -109,6 +119,7 @@ RUNNERS: dict[str, tuple[tuple[str, ...], Callable[[Inputs], dict]]] = {
     "pr": (("image",), lambda c: M.precision_recall(c.feats("real"), c.feats("fake"), k=PARAMS["pr"]["k"])),
     "dc": (("image",), lambda c: M.density_coverage(c.feats("real"), c.feats("fake"), k=PARAMS["dc"]["k"])),
     "classes": (("image",), _classes),
+    "cond_acc": (("image",), _cond_acc),
 }
 
 
@@ -118,6 +129,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "pr": ("precision", "recall"),
     "dc": ("density", "coverage"),
     "classes": ("classes", "class_kl"),
+    "cond_acc": ("cond_acc", "cond_acc_min"),
     "modes": ("modes_covered", "high_quality", "mode_kl"),
     "moments": ("mean_error", "std_error"),
 }
@@ -125,13 +137,15 @@ VALUES: dict[str, tuple[str, ...]] = {
 
 def default_metrics(inp: Inputs) -> list[str]:
     """1d: w1, ks, mmd, moments (+ w1_normal for gaussian-1d); 2d: modes + mmd when modes are known;
-    images: fid, kid, pr, dc (+ classes for the digit classifier)."""
+    images: fid, kid, pr, dc (+ classes for the digit classifier, + cond_acc when the run is also conditional)."""
     if inp.kind == "1d":
         return ["w1", "ks", "mmd", "moments"] + (["w1_normal"] if inp.normal else [])
     if inp.kind == "2d":
         has_modes = inp.dataset is not None and inp.dataset.modes is not None
         return ["modes", "mmd"] if has_modes else ["w1", "mmd", "energy"]
-    return ["fid", "kid", "pr", "dc"] + (["classes"] if isinstance(inp.extractor, F.DigitClassifier) else [])
+    digits = isinstance(inp.extractor, F.DigitClassifier)
+    conditional = digits and inp.labels is not None and inp.num_classes == DIGIT_CLASSES
+    return ["fid", "kid", "pr", "dc"] + (["classes"] if digits else []) + (["cond_acc"] if conditional else [])
 
 
 def _kind_of(shape: tuple[int, ...]) -> str:
@@ -186,8 +200,9 @@ def _finite(value: Any) -> Any:
 
 
 def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, prov: dict):
-    """(samples (n, *shape), the run's config or None, the run's data kind or None); fills `prov`."""
-    cfg = kind = sampler = None
+    """(samples (n, *shape), their requested labels (n,) or None, the run's number of classes, the run's config
+    or None, the run's data kind or None); fills `prov`."""
+    cfg = kind = sampler = labels = None
     if run is not None:
         sampler = ganforge.load(run, ema=ema)
         cfg, kind = sampler.cfg, sampler.data_kind
@@ -198,10 +213,15 @@ def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, pro
     if samples is not None:
         fake = _load_npy(samples, "--samples")[:n]
         prov |= {"samples_file": str(samples), "samples_sha256": _sha256(fake)}
+    elif cfg.model.conditional != "none":  # labels 0..K-1 cycled (the sampler's default), kept for cond_acc
+        labels = torch.arange(n) % sampler.num_classes
+        fake = sampler.sample(n, seed=seed, y=labels)
+        prov["sampling"] = (f"ganforge.load(run, ema={ema}).sample({n}, seed={seed}, "
+                            f"y=arange({n}) % {sampler.num_classes})")
     else:
         fake = sampler.sample(n, seed=seed)
         prov["sampling"] = f"ganforge.load(run, ema={ema}).sample({n}, seed={seed})"
-    return fake, cfg, kind
+    return fake, labels, (sampler.num_classes if labels is not None else 0), cfg, kind
 
 
 def _real(real, cfg: config.Config | None, prov: dict) -> tuple[torch.Tensor, Dataset | None, tuple | None]:
@@ -252,7 +272,7 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
     prov: dict[str, Any] = {"seed": seed, "ganforge_version": ganforge.__version__,
                             "torch_version": torch.__version__, "numpy_version": np.__version__,
                             "scipy_version": scipy.__version__}
-    fake, cfg, kind = _generated(run, samples, n, step, ema, seed, prov)
+    fake, labels, num_classes, cfg, kind = _generated(run, samples, n, step, ema, seed, prov)
     real_x, dataset, normal = _real(real, cfg, prov)
     if tuple(fake.shape[1:]) != tuple(real_x.shape[1:]) and not (fake.ndim == real_x.ndim == 4):
         raise ConfigError(f"generated samples are shaped {tuple(fake.shape[1:])}, "
@@ -262,14 +282,22 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
     kind = kind or (dataset.kind if dataset is not None else _kind_of(tuple(real_x.shape[1:])))
     prov |= {"n_generated": len(fake), "n_real": len(real_x), "data_kind": kind}
 
-    inp = Inputs(fake, real_x, kind, seed, dataset, normal)
+    inp = Inputs(fake, real_x, kind, seed, dataset, normal, labels, num_classes)
+    if metrics is not None and "cond_acc" in metrics and samples is not None:
+        raise ConfigError("--metrics: cond_acc samples the run with labels itself; it cannot measure --samples")
     if metrics is not None:
         check_metrics(metrics, inp)
-    if kind == "image" and (metrics is None or set(metrics) & {"fid", "kid", "pr", "dc", "classes"}):
+    if kind == "image" and (metrics is None or set(metrics) & {"fid", "kid", "pr", "dc", "classes", "cond_acc"}):
         _attach_extractor(inp, features, prov)
     names = metrics if metrics is not None else default_metrics(inp)
-    if "classes" in names and not isinstance(inp.extractor, F.DigitClassifier):
-        raise ConfigError("--metrics: classes needs the digit classifier (28x28x1 digit images)")
+    for name in ("classes", "cond_acc"):
+        if name in names and not isinstance(inp.extractor, F.DigitClassifier):
+            raise ConfigError(f"--metrics: {name} needs the digit classifier (28x28x1 digit images)")
+    if "cond_acc" in names and inp.num_classes != DIGIT_CLASSES:
+        raise ConfigError(f"--metrics: cond_acc needs a run conditioned on the digit classifier's {DIGIT_CLASSES} "
+                          f"classes, not {inp.num_classes}")
+    if "cond_acc" in names and n < inp.num_classes:
+        raise ConfigError(f"-n {n}: cond_acc needs at least one sample per class (-n >= {inp.num_classes})")
     values: dict[str, Any] = {}
     for name in names:
         values |= RUNNERS[name][1](inp)
@@ -302,6 +330,8 @@ def check_metrics(names: list[str], inp: Inputs) -> None:
         raise ConfigError("--metrics: modes needs a dataset with known modes (ring-8, grid-25)")
     if "w1_normal" in names and inp.normal is None:
         raise ConfigError("--metrics: w1_normal needs the gaussian-1d dataset as the real data")
+    if "cond_acc" in names and inp.labels is None:
+        raise ConfigError("--metrics: cond_acc needs a conditional run (model.conditional != 'none')")
 
 
 def format_table(result: dict) -> str:

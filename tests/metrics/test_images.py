@@ -9,6 +9,7 @@ from scipy import linalg
 from torch import nn
 
 from ganforge import metrics
+from ganforge.data import mnist
 from ganforge.metrics.images import _poly_mmd
 
 
@@ -151,3 +152,33 @@ def test_class_stats_threshold():
     assert metrics.class_stats(logits)["classes"] == 1
     assert metrics.class_stats(logits, threshold=0.005)["classes"] == 2
     assert math.isfinite(metrics.class_stats(logits)["kl"])
+
+
+def test_conditional_accuracy_hand_case():
+    logits = np.eye(3)[[0, 0, 1, 2, 2, 0, 2, 2]]  # predictions 0,0,1,2,2,0,2,2
+    labels = [0, 0, 1, 1, 1, 2, 2, 2]  # class 0: 2/2 read right, class 1: 1/3, class 2: 2/3
+    out = metrics.conditional_accuracy(logits, torch.tensor(labels))
+    assert out["per_class"] == pytest.approx([1.0, 1 / 3, 2 / 3], rel=1e-15)
+    assert out["mean"] == pytest.approx(2 / 3, rel=1e-15) and out["min"] == pytest.approx(1 / 3, rel=1e-15)
+    assert metrics.class_stats(logits, labels=labels)["accuracy"] == 5 / 8  # per sample, not per class
+
+
+def test_conditional_accuracy_checks_labels():
+    logits = np.eye(3)[[0, 1, 2, 0]]
+    with pytest.raises(ValueError, match="labels: expected 4 labels, got 3"):
+        metrics.conditional_accuracy(logits, [0, 1, 2])
+    with pytest.raises(ValueError, match=r"labels: expected class indices in 0..2"):
+        metrics.conditional_accuracy(logits, [0, 1, 3, 0])
+    with pytest.raises(ValueError, match=r"labels: no sample requested as class 2 \(of 3\)"):
+        metrics.conditional_accuracy(logits, [0, 1, 1, 0])
+
+
+def test_conditional_accuracy_of_real_digits_with_the_shipped_classifier():
+    ds = mnist.mnist_5k()
+    pick = torch.arange(0, 5000, 10)  # 50 real digits of each class, from the classifier's training split
+    x, y = ds.x[pick], ds.y[pick]  # (500, 1, 28, 28), (500,)
+    logits = metrics.load_digit_classifier().logits(x)  # (500, 10); it reads every one of these right
+    right = metrics.conditional_accuracy(logits, y)  # a generator that always draws the requested digit
+    assert right == {"per_class": [1.0] * 10, "mean": 1.0, "min": 1.0}
+    wrong = metrics.conditional_accuracy(logits, (y + 1) % 10)  # one that draws digit k - 1 when asked for k
+    assert wrong == {"per_class": [0.0] * 10, "mean": 0.0, "min": 0.0}

@@ -19,6 +19,7 @@ from ganforge.metrics.features import (
 )
 from ganforge.metrics.images import (
     class_stats,
+    conditional_accuracy,
     density_coverage,
     fid,
     frechet_distance,
@@ -42,9 +43,10 @@ METRICS: dict[str, Callable] = {
     "pr": precision_recall,
     "dc": density_coverage,
     "classes": class_stats,
+    "cond_acc": conditional_accuracy,
 }
 
 __all__ = ["METRICS", "DigitClassifier", "FeaturesUnavailable", "InceptionV3Features", "class_stats",
-           "convert_images", "density_coverage", "energy_distance", "fid", "frechet_distance", "kid", "ks",
-           "load_digit_classifier", "mmd_rbf", "mode_stats", "moments_error", "precision_recall", "w1",
-           "w1_normal"]
+           "conditional_accuracy", "convert_images", "density_coverage", "energy_distance", "fid",
+           "frechet_distance", "kid", "ks", "load_digit_classifier", "mmd_rbf", "mode_stats", "moments_error",
+           "precision_recall", "w1", "w1_normal"]

@@ -1,4 +1,5 @@
-"""Image quality from features: FID, KID, precision/recall, density/coverage, and class statistics.
+"""Image quality from features: FID, KID, precision/recall, density/coverage, class statistics, conditional
+accuracy.
 
 Feature inputs are (N, F) tensors or arrays (e.g. from `features.DigitClassifier.features`); all
 computations are in float64.
@@ -142,3 +143,25 @@ def class_stats(pred_logits, labels=None, data_hist=None, threshold: float = 0.0
             raise ValueError(f"labels: expected {n} labels, got {len(y)}")
         accuracy = float((pred == y).mean())
     return {"accuracy": accuracy, "kl": kl, "classes": int((hist >= threshold).sum()), "hist": hist.tolist()}
+
+
+def conditional_accuracy(pred_logits, labels) -> dict:
+    """Per class k, the fraction of the samples requested as k (`labels` (N,)) that a classifier reads as k.
+
+    pred_logits: the classifier's logits (N, C) for the generated samples. Returns dict(per_class (C floats),
+    mean (over classes, each class weighted alike), min); every class must have been requested at least once.
+    """
+    logits = as_2d(pred_logits, "pred_logits")
+    n, c = logits.shape
+    y = as_2d(labels, "labels").ravel()
+    if len(y) != n:
+        raise ValueError(f"labels: expected {n} labels, got {len(y)}")
+    if np.any((y < 0) | (y >= c) | (y != np.round(y))):
+        raise ValueError(f"labels: expected class indices in 0..{c - 1}")
+    y = y.astype(np.int64)
+    asked = np.bincount(y, minlength=c)  # (C,) samples requested per class
+    if asked.min() == 0:
+        raise ValueError(f"labels: no sample requested as class {int(asked.argmin())} (of {c})")
+    right = np.bincount(y[logits.argmax(1) == y], minlength=c)  # (C,) of those, read as requested
+    per_class = right / asked
+    return {"per_class": per_class.tolist(), "mean": float(per_class.mean()), "min": float(per_class.min())}
