@@ -53,6 +53,7 @@ class NetConfig:
     channels: int = 64  # dcgan: width of the widest conv layer
     spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
     minibatch: str = "none"  # D only: none, discrimination (Salimans 2016), stddev (Karras 2018)
+    init: str = "default"  # weight init: default (PyTorch's), dcgan (N(0, 0.02); norm gains N(1, 0.02); bias 0)
 
 
 @dataclass
@@ -147,6 +148,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "norm": ("none", "batch", "layer", "instance"),
     "conditional": ("none", "concat", "embed", "projection", "acgan"),
     "minibatch": ("none", "discrimination", "stddev"),
+    "init": ("default", "dcgan"),
     "regularizer": ("none", "r1", "r2", "wgan-gp"),
     "arch": ("mlp", "dcgan"),
     "precision": ("fp32", "bf16"),

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ganforge.config import NetConfig
+from ganforge.config import ModelConfig, NetConfig
+from ganforge.models import build_discriminator, build_generator
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, conv_plan, widths
 
 
@@ -101,3 +102,21 @@ def test_spectral_norm_bounds_the_out_layer():
 def test_minibatch_layer_widens_the_out_layer():
     assert DCGANDiscriminator(d_cfg(), (1, 28, 28), "stddev").out.in_features == 8 * 49 + 1
     assert DCGANDiscriminator(d_cfg(), (1, 28, 28), "discrimination").out.in_features == 8 * 49 + 32
+
+
+def test_dcgan_init_option():
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=16, g=NetConfig(arch="dcgan", channels=64, norm="batch", init="dcgan"),
+                      d=NetConfig(arch="dcgan", channels=64, init="dcgan", spectral_norm=True))
+    G, D = build_generator(cfg, (1, 28, 28), images=True), build_discriminator(cfg, (1, 28, 28))
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    w = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
+    assert all(torch.all(m.bias == 0) for m in convs if m.bias is not None)
+    bn = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    assert abs(bn.weight.mean().item() - 1) < 0.01 and 0.01 < bn.weight.std().item() < 0.03
+    conv = D.body[0]
+    assert abs(conv.parametrizations.weight.original.std().item() - 0.02) < 0.005  # spectral norm: the raw weight
+    torch.manual_seed(0)
+    default = build_generator(ModelConfig(z_dim=16, g=NetConfig(arch="dcgan", channels=64)), (1, 28, 28), True)
+    assert default.project.weight.std().item() > 0.05  # PyTorch's init (uniform, bound 1/sqrt(16)) is untouched

@@ -8,7 +8,7 @@ from ganforge.config import ModelConfig
 from ganforge.models.conditional import ConditionalDiscriminator, ConditionalGenerator
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.latent import MixtureLatent, MixtureLatentGenerator
-from ganforge.models.layers import packed_shape
+from ganforge.models.layers import init_weights, packed_shape
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 
 
@@ -21,6 +21,7 @@ def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...], images: bool,
         G = DCGANGenerator(cfg.g, cfg.z_dim, data_shape)
     else:
         G = MLPGenerator(cfg.g, cfg.z_dim, data_shape, tanh=images)
+    init_weights(G, cfg.g.init)
     if cfg.latent_components:
         return MixtureLatentGenerator(G, MixtureLatent(cfg.latent_components, cfg.z_dim, cfg.latent_std))
     return G
@@ -30,10 +31,12 @@ def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...], num_class
     """D for data of `data_shape` (packed by model.pack); labels, minibatch layers and heads as configured."""
     shape = packed_shape(data_shape, cfg.pack)
     if cfg.conditional != "none" or cfg.d.minibatch != "none":
-        return ConditionalDiscriminator(cfg.d, shape, num_classes, cfg.conditional, cfg.d.minibatch)
-    if cfg.d.arch == "dcgan":
-        return DCGANDiscriminator(cfg.d, shape)
-    return MLPDiscriminator(cfg.d, shape)
+        D = ConditionalDiscriminator(cfg.d, shape, num_classes, cfg.conditional, cfg.d.minibatch)
+    elif cfg.d.arch == "dcgan":
+        D = DCGANDiscriminator(cfg.d, shape)
+    else:
+        D = MLPDiscriminator(cfg.d, shape)
+    return init_weights(D, cfg.d.init)
 
 
 __all__ = ["ConditionalDiscriminator", "ConditionalGenerator", "DCGANDiscriminator", "DCGANGenerator",

@@ -23,6 +23,27 @@ def norm_1d(kind: str, width: int) -> nn.Module:
     return {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](width)
 
 
+def init_weights(module: nn.Module, kind: str) -> nn.Module:
+    """Re-initialise `module`'s conv and linear weights as `kind` says; 'default' keeps PyTorch's init.
+
+    dcgan (Radford et al. 2016): weights N(0, 0.02), biases 0, batch-norm gains N(1, 0.02). A spectrally
+    normalised layer gets the same draw on its unnormalised weight.
+    """
+    if kind == "default":
+        return module
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            sn = getattr(m, "parametrizations", None)
+            weight = sn.weight.original if sn is not None and "weight" in sn else m.weight
+            nn.init.normal_(weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return module
+
+
 def maybe_spectral_norm(layer: nn.Module, on: bool) -> nn.Module:
     """Wrap a weight layer in spectral normalisation (Miyato et al. 2018) when `on`."""
     return nn.utils.parametrizations.spectral_norm(layer) if on else layer
