@@ -51,6 +51,7 @@ class NetConfig:
     dropout: float = 0.0  # dropout after each hidden activation (0 = none)
     norm: str = "none"  # normalisation after each hidden layer: none, batch, layer
     channels: int = 64  # dcgan: width of the widest conv layer
+    blocks: int = 0  # dcgan: extra 3x3 stride-1 conv layers at each resolution (depth without resizing)
     spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
     minibatch: str = "none"  # D only: none, discrimination (Salimans 2016), stddev (Karras 2018)
     init: str = "default"  # weight init: default (PyTorch's), dcgan (N(0, 0.02); norm gains N(1, 0.02); bias 0)
@@ -158,7 +159,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack", "reg_every",
             "latent_std"}
 NON_NEGATIVE = {"steps", "epochs", "every", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr", "gamma",
-                "aux_weight", "instance_noise", "instance_noise_steps", "latent_components"}
+                "aux_weight", "instance_noise", "instance_noise_steps", "latent_components",
+                "blocks"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -120,3 +120,15 @@ def test_dcgan_init_option():
     torch.manual_seed(0)
     default = build_generator(ModelConfig(z_dim=16, g=NetConfig(arch="dcgan", channels=64)), (1, 28, 28), True)
     assert default.project.weight.std().item() > 0.05  # PyTorch's init (uniform, bound 1/sqrt(16)) is untouched
+
+
+@pytest.mark.parametrize("side", [28, 32])
+def test_blocks_add_same_size_convs_to_g_and_d(side):
+    cfg = NetConfig(arch="dcgan", channels=16, norm="batch", blocks=2)
+    G, D = DCGANGenerator(cfg, 8, (3, side, side)), DCGANDiscriminator(cfg, (3, side, side))
+    n = conv_plan((3, side, side), "x")[1]  # resolutions
+    for net in (G, D):
+        extra = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+        assert len(extra) == 2 * n and all(m.stride == (1, 1) for m in extra)
+    x = G(torch.randn(4, 8))
+    assert x.shape == (4, 3, side, side) and D(x).shape == (4,)

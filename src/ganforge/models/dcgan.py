@@ -3,7 +3,7 @@
 Depth comes from the resolution: the side is halved while it stays even and >= 4, giving a base size
 s0 in 4..7 and n up/down-sampling steps (28 -> 7, n=2; 32 -> 4, n=3; 64 -> 4, n=4). Width comes from
 `cfg.channels`: the layer at size s0 * 2^i has max(channels // 2^i, 1) channels, so the widest layer
-(at s0) has `channels`.
+(at s0) has `channels`. `cfg.blocks` adds that many 3x3 stride-1 convs at every size (G and D).
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ def widths(channels: int, n: int) -> list[int]:
     return [max(channels // 2**i, 1) for i in range(n)]
 
 
+def same_size_convs(cfg: NetConfig, c: int, bias: bool = True, sn: bool = False) -> list[nn.Module]:
+    """cfg.blocks x (Conv 3x3 stride 1, norm, activation) at `c` channels: depth that keeps the size."""
+    layers: list[nn.Module] = []
+    for _ in range(cfg.blocks):
+        layers += [maybe_spectral_norm(nn.Conv2d(c, c, 3, 1, 1, bias=bias), sn), norm_2d(cfg.norm, c), activation(cfg)]
+    return layers
+
+
 class DCGANGenerator(nn.Module):
     """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]: Linear to (channels, s0, s0), n ConvTranspose x2."""
 
@@ -43,10 +51,10 @@ class DCGANGenerator(nn.Module):
         bias = cfg.norm == "none"  # a norm's own shift makes the bias redundant
         self.s0, self.w0 = s0, w[0]
         self.project = nn.Linear(z_dim, w[0] * s0 * s0, bias=bias)
-        layers: list[nn.Module] = [norm_2d(cfg.norm, w[0]), activation(cfg)]
+        layers: list[nn.Module] = [norm_2d(cfg.norm, w[0]), activation(cfg), *same_size_convs(cfg, w[0], bias)]
         for i in range(1, n):
             up = nn.ConvTranspose2d(w[i - 1], w[i], 4, 2, 1, bias=bias)
-            layers += [up, norm_2d(cfg.norm, w[i]), activation(cfg)]
+            layers += [up, norm_2d(cfg.norm, w[i]), activation(cfg), *same_size_convs(cfg, w[i], bias)]
         layers += [nn.ConvTranspose2d(w[-1], out_shape[0], 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
@@ -67,7 +75,8 @@ def dcgan_trunk(cfg: NetConfig, in_shape: tuple[int, ...]) -> tuple[nn.Sequentia
     c_in = in_shape[0]
     for i, c in enumerate(w):
         layers += [maybe_spectral_norm(nn.Conv2d(c_in, c, 4, 2, 1), cfg.spectral_norm),
-                   norm_2d(cfg.norm if i > 0 else "none", c), activation(cfg)]
+                   norm_2d(cfg.norm if i > 0 else "none", c), activation(cfg),
+                   *same_size_convs(cfg, c, sn=cfg.spectral_norm)]
         c_in = c
     layers.append(nn.Flatten())  # (B, channels * s0 * s0)
     return nn.Sequential(*layers), w[-1] * s0 * s0
