@@ -128,7 +128,7 @@ class EvalConfig:
 
 # Metrics where larger is better (all others: smaller is better), for eval.best.
 HIGHER_IS_BETTER = {"precision", "recall", "density", "coverage", "modes_covered", "high_quality", "classes",
-                    "cond_acc", "cond_acc_min"}
+                    "cond_acc", "cond_acc_min", "confident"}
 
 
 @dataclass

@@ -38,7 +38,7 @@ PARAMS = {
     "mmd": {"max_n": 2000, "bandwidth": "median heuristic"},
     "energy": {"max_n": 2000},
     "modes": {"radius": "3 std", "threshold": 0.01},
-    "classes": {"threshold": 0.01},
+    "classes": {"threshold": 0.01, "sure": 0.9},
     "cond_acc": {"labels": "the generated samples, requested as classes 0..K-1 cycled", "classifier": "argmax"},
 }
 
@@ -82,8 +82,8 @@ def _classes(c: Inputs) -> dict:
         hist = torch.bincount(ds.y, minlength=ds.num_classes).double()
     else:  # no labels: the classifier's own reading of the real images
         hist = torch.bincount(c.extractor.logits(c.real).argmax(1), minlength=logits.shape[1]).double()
-    out = M.class_stats(logits, data_hist=hist, threshold=PARAMS["classes"]["threshold"])
-    return {"classes": out["classes"], "class_kl": out["kl"], "class_hist": out["hist"]}
+    out = M.class_stats(logits, data_hist=hist, **PARAMS["classes"])
+    return {"classes": out["classes"], "class_kl": out["kl"], "confident": out["confident"], "class_hist": out["hist"]}
 
 
 def _cond_acc(c: Inputs) -> dict:
@@ -128,7 +128,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "kid": ("kid", "kid_std"),
     "pr": ("precision", "recall"),
     "dc": ("density", "coverage"),
-    "classes": ("classes", "class_kl"),
+    "classes": ("classes", "class_kl", "confident"),
     "cond_acc": ("cond_acc", "cond_acc_min"),
     "modes": ("modes_covered", "high_quality", "mode_kl"),
     "moments": ("mean_error", "std_error"),

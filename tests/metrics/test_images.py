@@ -182,3 +182,10 @@ def test_conditional_accuracy_of_real_digits_with_the_shipped_classifier():
     assert right == {"per_class": [1.0] * 10, "mean": 1.0, "min": 1.0}
     wrong = metrics.conditional_accuracy(logits, (y + 1) % 10)  # one that draws digit k - 1 when asked for k
     assert wrong == {"per_class": [0.0] * 10, "mean": 0.0, "min": 0.0}
+
+
+def test_class_stats_confident_share():
+    # top-class probabilities: softmax([3, 0]) = 0.953, softmax([1, 0]) = 0.731, softmax([50, 0]) = 1.0
+    logits = np.array([[3.0, 0.0], [1.0, 0.0], [50.0, 0.0], [0.0, 1000.0]])
+    assert metrics.class_stats(logits)["confident"] == 0.75
+    assert metrics.class_stats(logits, sure=0.96)["confident"] == 0.5

@@ -118,12 +118,13 @@ def density_coverage(real, fake, k: int = 5) -> dict[str, float]:
     return {"density": float(inside.sum() / (k * len(f))), "coverage": float(inside.any(0).mean())}
 
 
-def class_stats(pred_logits, labels=None, data_hist=None, threshold: float = 0.01) -> dict:
+def class_stats(pred_logits, labels=None, data_hist=None, threshold: float = 0.01, sure: float = 0.9) -> dict:
     """Class statistics of generated images from a classifier's logits (N, C).
 
     accuracy: fraction predicted as the requested `labels` (conditional generators; None otherwise).
     kl: KL(p_gen || p_data) of the predicted-class histogram to `data_hist` (uniform when None), 0 log 0 = 0.
     classes: number of classes that at least `threshold` (1%) of the samples are predicted as.
+    confident: fraction of samples whose top class has softmax probability >= `sure` (clearly one digit).
     """
     logits = as_2d(pred_logits, "pred_logits")
     n, c = logits.shape
@@ -142,7 +143,10 @@ def class_stats(pred_logits, labels=None, data_hist=None, threshold: float = 0.0
         if len(y) != n:
             raise ValueError(f"labels: expected {n} labels, got {len(y)}")
         accuracy = float((pred == y).mean())
-    return {"accuracy": accuracy, "kl": kl, "classes": int((hist >= threshold).sum()), "hist": hist.tolist()}
+    z = logits - logits.max(1, keepdims=True)  # stable softmax: the top class's probability is 1 / sum exp(z)
+    confident = float((1.0 / np.exp(z).sum(1) >= sure).mean())
+    return {"accuracy": accuracy, "kl": kl, "classes": int((hist >= threshold).sum()), "hist": hist.tolist(),
+            "confident": confident}
 
 
 def conditional_accuracy(pred_logits, labels) -> dict:
