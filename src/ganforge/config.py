@@ -52,6 +52,7 @@ class NetConfig:
     norm: str = "none"  # normalisation after each hidden layer: none, batch, layer
     channels: int = 64  # dcgan: width of the widest conv layer
     blocks: int = 0  # dcgan: extra 3x3 stride-1 conv layers at each resolution (depth without resizing)
+    fc: list[int] = field(default_factory=list)  # dcgan: hidden linear layers z -> fc -> convs (G), convs -> fc (D)
     spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
     minibatch: str = "none"  # D only: none, discrimination (Salimans 2016), stddev (Karras 2018)
     init: str = "default"  # weight init: default (PyTorch's), dcgan (N(0, 0.02); norm gains N(1, 0.02); bias 0)

@@ -132,3 +132,13 @@ def test_blocks_add_same_size_convs_to_g_and_d(side):
         assert len(extra) == 2 * n and all(m.stride == (1, 1) for m in extra)
     x = G(torch.randn(4, 8))
     assert x.shape == (4, 3, side, side) and D(x).shape == (4,)
+
+
+def test_fc_layers_between_z_and_convs():
+    cfg = NetConfig(arch="dcgan", channels=16, norm="batch", fc=[32, 24])
+    G, D = DCGANGenerator(cfg, 8, (1, 28, 28)), DCGANDiscriminator(cfg, (1, 28, 28))
+    assert [m.out_features for m in G.fc if isinstance(m, nn.Linear)] == [32, 24]
+    assert G.project.in_features == 24 and D.out.in_features == 24
+    assert G(torch.randn(5, 8)).shape == (5, 1, 28, 28) and D(torch.randn(5, 1, 28, 28)).shape == (5,)
+    plain = DCGANGenerator(NetConfig(arch="dcgan", channels=16), 8, (1, 28, 28))
+    assert not any(k.startswith("fc.") for k in plain.state_dict())  # no fc: the checkpoint keys are unchanged

@@ -3,7 +3,8 @@
 Depth comes from the resolution: the side is halved while it stays even and >= 4, giving a base size
 s0 in 4..7 and n up/down-sampling steps (28 -> 7, n=2; 32 -> 4, n=3; 64 -> 4, n=4). Width comes from
 `cfg.channels`: the layer at size s0 * 2^i has max(channels // 2^i, 1) channels, so the widest layer
-(at s0) has `channels`. `cfg.blocks` adds that many 3x3 stride-1 convs at every size (G and D).
+(at s0) has `channels`. `cfg.blocks` adds that many 3x3 stride-1 convs at every size (G and D), and
+`cfg.fc` hidden linear layers between z and the convs (G) or after them (D), as in InfoGAN's MNIST nets.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from ganforge.config import NetConfig
-from ganforge.models.layers import activation, maybe_spectral_norm, minibatch_layer, norm_2d
+from ganforge.models.layers import activation, maybe_spectral_norm, minibatch_layer, norm_1d, norm_2d
 
 
 def conv_plan(shape: tuple[int, ...], who: str) -> tuple[int, int]:
@@ -40,6 +41,16 @@ def same_size_convs(cfg: NetConfig, c: int, bias: bool = True, sn: bool = False)
     return layers
 
 
+def linear_stack(cfg: NetConfig, width: int, bias: bool = True) -> tuple[nn.Sequential, int]:
+    """cfg.fc hidden linear layers (each + norm + activation) from `width` inputs; returns (stack, out width)."""
+    layers: list[nn.Module] = []
+    for f in cfg.fc:
+        norm = norm_1d(cfg.norm, f) if cfg.norm in ("batch", "layer") else nn.Identity()
+        layers += [maybe_spectral_norm(nn.Linear(width, f, bias=bias), cfg.spectral_norm), norm, activation(cfg)]
+        width = f
+    return nn.Sequential(*layers), width
+
+
 class DCGANGenerator(nn.Module):
     """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]: Linear to (channels, s0, s0), n ConvTranspose x2."""
 
@@ -50,7 +61,8 @@ class DCGANGenerator(nn.Module):
         w = widths(cfg.channels, n)
         bias = cfg.norm == "none"  # a norm's own shift makes the bias redundant
         self.s0, self.w0 = s0, w[0]
-        self.project = nn.Linear(z_dim, w[0] * s0 * s0, bias=bias)
+        self.fc, width = linear_stack(cfg, z_dim, bias)  # empty unless cfg.fc (InfoGAN-style MNIST G: [1024])
+        self.project = nn.Linear(width, w[0] * s0 * s0, bias=bias)
         layers: list[nn.Module] = [norm_2d(cfg.norm, w[0]), activation(cfg), *same_size_convs(cfg, w[0], bias)]
         for i in range(1, n):
             up = nn.ConvTranspose2d(w[i - 1], w[i], 4, 2, 1, bias=bias)
@@ -59,7 +71,7 @@ class DCGANGenerator(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.project(z).view(z.shape[0], self.w0, self.s0, self.s0)  # (B, channels, s0, s0)
+        h = self.project(self.fc(z)).view(z.shape[0], self.w0, self.s0, self.s0)  # (B, channels, s0, s0)
         return self.body(h)  # (B, C, H, W)
 
 
@@ -79,7 +91,8 @@ def dcgan_trunk(cfg: NetConfig, in_shape: tuple[int, ...]) -> tuple[nn.Sequentia
                    *same_size_convs(cfg, c, sn=cfg.spectral_norm)]
         c_in = c
     layers.append(nn.Flatten())  # (B, channels * s0 * s0)
-    return nn.Sequential(*layers), w[-1] * s0 * s0
+    fc, width = linear_stack(cfg, w[-1] * s0 * s0, bias=cfg.norm == "none")
+    return nn.Sequential(*layers, *fc), width
 
 
 class DCGANDiscriminator(nn.Module):
