@@ -64,6 +64,13 @@ class Inputs:
             self.cache[which] = self.extractor.features(getattr(self, which))
         return self.cache[which]
 
+    def logits(self, which: str) -> torch.Tensor:
+        """The digit classifier's logits (N, 10) for the 'fake' or 'real' images, computed on first use."""
+        key = f"logits_{which}"
+        if key not in self.cache:
+            self.cache[key] = self.extractor.logits(getattr(self, which))
+        return self.cache[key]
+
 
 def _fid(c: Inputs) -> dict:
     return {"fid": M.fid(c.feats("fake"), c.feats("real"))}
@@ -76,18 +83,18 @@ def _kid(c: Inputs) -> dict:
 
 
 def _classes(c: Inputs) -> dict:
-    logits = c.extractor.logits(c.fake)  # (n, 10)
+    logits = c.logits("fake")  # (n, 10)
     ds = c.dataset
     if ds is not None and ds.y is not None and ds.num_classes == logits.shape[1]:
         hist = torch.bincount(ds.y, minlength=ds.num_classes).double()
     else:  # no labels: the classifier's own reading of the real images
-        hist = torch.bincount(c.extractor.logits(c.real).argmax(1), minlength=logits.shape[1]).double()
+        hist = torch.bincount(c.logits("real").argmax(1), minlength=logits.shape[1]).double()
     out = M.class_stats(logits, data_hist=hist, **PARAMS["classes"])
     return {"classes": out["classes"], "class_kl": out["kl"], "confident": out["confident"], "class_hist": out["hist"]}
 
 
 def _cond_acc(c: Inputs) -> dict:
-    out = M.conditional_accuracy(c.extractor.logits(c.fake), c.labels)
+    out = M.conditional_accuracy(c.logits("fake"), c.labels)
     return {"cond_acc": out["mean"], "cond_acc_min": out["min"], "cond_acc_per_class": out["per_class"]}
 
 
@@ -287,7 +294,8 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
         raise ConfigError("--metrics: cond_acc samples the run with labels itself; it cannot measure --samples")
     if metrics is not None:
         check_metrics(metrics, inp)
-    if kind == "image" and (metrics is None or set(metrics) & {"fid", "kid", "pr", "dc", "classes", "cond_acc"}):
+    image_metrics = {name for name, (kinds, _) in RUNNERS.items() if kinds == ("image",)}  # they need features
+    if kind == "image" and (metrics is None or set(metrics) & image_metrics):
         _attach_extractor(inp, features, prov)
     names = metrics if metrics is not None else default_metrics(inp)
     for name in ("classes", "cond_acc"):
