@@ -28,8 +28,6 @@ from ganforge.config import ConfigError
 from ganforge.data import DATASETS, Dataset, load_dataset
 from ganforge.metrics import features as F
 
-DIGIT_CLASSES = 10  # the outputs of the shipped digit classifier (cond_acc compares a run's labels with them)
-
 # Parameters fixed by ganforge so numbers are comparable between runs (recorded in the provenance).
 PARAMS = {
     "kid": {"subsets": 100, "subset_size": "min(1000, n_generated, n_real)"},
@@ -151,7 +149,7 @@ def default_metrics(inp: Inputs) -> list[str]:
         has_modes = inp.dataset is not None and inp.dataset.modes is not None
         return ["modes", "mmd"] if has_modes else ["w1", "mmd", "energy"]
     digits = isinstance(inp.extractor, F.DigitClassifier)
-    conditional = digits and inp.labels is not None and inp.num_classes == DIGIT_CLASSES
+    conditional = digits and inp.labels is not None and inp.num_classes == F.DIGIT_CLASSES
     return ["fid", "kid", "pr", "dc"] + (["classes"] if digits else []) + (["cond_acc"] if conditional else [])
 
 
@@ -184,8 +182,8 @@ def _real_dataset(name: str, cfg: config.Config | None) -> Dataset:
 
 def _extractor(name: str | None, shape: tuple[int, ...]) -> F.Extractor:
     """The digit classifier for 28x28x1 images (or when asked for), else Inception-v3."""
-    if name == "digit-cnn" or (name is None and shape == (1, 28, 28)):
-        return F.load_digit_classifier()
+    if name == "digit-cnn" or (name is None and shape == F.DIGIT_SHAPE):
+        return F.shipped_digit_classifier()
     if name in (None, "inception"):
         return F.InceptionV3Features()
     raise ConfigError(f"--features: unknown extractor '{name}' (digit-cnn or inception)")
@@ -301,8 +299,8 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
     for name in ("classes", "cond_acc"):
         if name in names and not isinstance(inp.extractor, F.DigitClassifier):
             raise ConfigError(f"--metrics: {name} needs the digit classifier (28x28x1 digit images)")
-    if "cond_acc" in names and inp.num_classes != DIGIT_CLASSES:
-        raise ConfigError(f"--metrics: cond_acc needs a run conditioned on the digit classifier's {DIGIT_CLASSES} "
+    if "cond_acc" in names and inp.num_classes != F.DIGIT_CLASSES:
+        raise ConfigError(f"--metrics: cond_acc needs a run conditioned on the digit classifier's {F.DIGIT_CLASSES} "
                           f"classes, not {inp.num_classes}")
     if "cond_acc" in names and n < inp.num_classes:
         raise ConfigError(f"-n {n}: cond_acc needs at least one sample per class (-n >= {inp.num_classes})")

@@ -376,19 +376,14 @@ class TrainingDiverged(RuntimeError):
                          "Try a lower learning rate, a gradient penalty, or spectral norm on D.")
 
 
-_DIGIT_CLASSIFIER: list[nn.Module] = []  # loaded on first use, shared by every run in the process
-
-
 def _classes_produced(run: Run, samples: torch.Tensor) -> dict:
     """For labelled digits: how many of the pictured samples the digit classifier puts in each class."""
-    if run.data.shape != (1, 28, 28) or run.data.num_classes != 10:
-        return {}
-    from ganforge.metrics.features import load_digit_classifier
+    from ganforge.metrics import features
 
-    if not _DIGIT_CLASSIFIER:
-        _DIGIT_CLASSIFIER.append(load_digit_classifier())
-    pred = _DIGIT_CLASSIFIER[0].logits(samples.cpu()).argmax(1)  # (N,)
-    return {"classes_produced": doctor.class_counts(pred, 10)}
+    if run.data.shape != features.DIGIT_SHAPE or run.data.num_classes != features.DIGIT_CLASSES:
+        return {}
+    pred = features.shipped_digit_classifier().logits(samples.cpu()).argmax(1)  # (N,)
+    return {"classes_produced": doctor.class_counts(pred, features.DIGIT_CLASSES)}
 
 
 def evaluate_run(run: Run) -> dict:

@@ -8,6 +8,7 @@ counts explicitly and returns a string saying what it did, for the provenance of
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from contextlib import nullcontext
@@ -24,6 +25,8 @@ from torch import nn
 DIGIT_WEIGHTS = "digit_cnn.safetensors"
 # sha256 of the shipped weights file; scripts/train_digit_classifier.py prints it after training.
 DIGIT_SHA256 = "e65b7701341ca7d046dd56187ba22396f2e50b98bf54cad5e43259e4251ecedf"
+DIGIT_SHAPE = (1, 28, 28)  # the images the digit classifier reads
+DIGIT_CLASSES = 10  # its outputs
 
 
 class FeaturesUnavailable(RuntimeError):
@@ -141,6 +144,12 @@ def load_digit_classifier(path: str | None = None, check: bool = True) -> DigitC
     return model.eval().requires_grad_(False)
 
 
+@functools.lru_cache(maxsize=1)
+def shipped_digit_classifier() -> DigitClassifier:
+    """The shipped, checked digit classifier, loaded once per process and shared: read it, do not change it."""
+    return load_digit_classifier()
+
+
 def weights_metadata(path: str | None = None) -> dict[str, str]:
     """How the digit classifier's weights were made (training data, split, seed, test accuracy)."""
     ref = resources.files("ganforge.metrics") / "weights" / DIGIT_WEIGHTS if path is None else path
@@ -204,4 +213,4 @@ def describe(extractor: Extractor) -> dict[str, str | None]:
 
 
 __all__ = ["DigitClassifier", "Extractor", "FeaturesUnavailable", "InceptionV3Features", "convert_images",
-           "describe", "digit_split", "load_digit_classifier", "weights_metadata"]
+           "describe", "digit_split", "load_digit_classifier", "shipped_digit_classifier", "weights_metadata"]
