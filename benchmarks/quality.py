@@ -43,6 +43,7 @@ class Row:
 
 MODES = ["modes_covered", "high_quality", "mode_kl"]
 DIGITS = ["fid", "kid", "pr", "classes"]
+DIGIT_VALUES = ["fid", "kid", "precision", "recall", "classes", "confident"]
 MNIST_5K = ['data.name="mnist-5k"']
 ROWS = [
     Row("gaussian-1d-reference", [], ["w1_normal"], ["w1_normal"], 100_000),
@@ -51,11 +52,9 @@ ROWS = [
     Row("ring-8", [], ["modes"], MODES, 2500),
     Row("grid-25-plain", [], ["modes"], MODES, 2500),
     Row("grid-25", [], ["modes"], MODES, 2500),
-    Row("mnist-mlp-reference", [*MNIST_5K, "train.steps=10000"], DIGITS,
-        ["fid", "kid", "precision", "recall", "classes"], 5000, (0,)),
-    Row("mnist-mlp", [*MNIST_5K, "train.steps=10000"], DIGITS, ["fid", "kid", "precision", "recall", "classes"],
-        5000, (0,)),
-    Row("mnist-dcgan", MNIST_5K, DIGITS, ["fid", "kid", "precision", "recall", "classes"], 5000, (0,)),
+    Row("mnist-mlp-reference", [*MNIST_5K, "train.steps=10000"], DIGITS, DIGIT_VALUES, 5000, (0,)),
+    Row("mnist-mlp", [*MNIST_5K, "train.steps=10000"], DIGITS, DIGIT_VALUES, 5000, (0,)),
+    Row("mnist-dcgan", MNIST_5K, DIGITS, DIGIT_VALUES, 5000, (0,)),
     Row("mnist-cgan", MNIST_5K, ["fid", "classes", "cond_acc"], ["fid", "classes", "cond_acc", "cond_acc_min"],
         5000, (0,)),  # 5,000 samples: 500 requested as each digit
 ]
