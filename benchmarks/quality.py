@@ -75,7 +75,7 @@ def measure(row: Row, seed: int, folder: Path, sets: list[str]) -> tuple[dict, f
 def save_final_grid(run: Path, path: Path) -> Path | None:
     """The run's final 10x10 sample grid (G_ema when kept; conditional: column k = digit k); None for 1D/2D."""
     sampler = ganforge.load(run)
-    if sampler.data_kind != "image":
+    if sampler.family.name != "images":
         return None
     return save_grid(sampler.sample(100, seed=0), path, nrow=10, scale=2)  # labels 0..9 cycled: one per column
 

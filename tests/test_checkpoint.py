@@ -49,7 +49,8 @@ def test_old_schema_is_migrated(tmp_path, tiny_1d):
     run = train.train(config.apply_overrides(tiny_1d, ["model.ema=0.5"]))
     tensors, state = checkpoint.load(run.out / train.CHECKPOINT)
     old = {("ema." + k[6:] if k.startswith("g_ema.") else k): v.contiguous() for k, v in tensors.items()}
-    state.pop("sampler_cursor")
+    state.pop("sampler")  # schema 0: no data cursor, and the data kind instead of the family
+    state["data_kind"] = {"points": "1d"}[state.pop("family")]
     save_file(old, str(tmp_path / "old.safetensors"),
               metadata={"format": checkpoint.FORMAT, "schema": "0", "state": json.dumps(state)})
     tensors0, state0 = checkpoint.load(tmp_path / "old.safetensors")

@@ -10,7 +10,7 @@ import torch
 import ganforge
 from ganforge import config, evaluate, metrics
 from ganforge.config import ConfigError
-from ganforge.data import mnist, toy
+from ganforge.data import IMAGES, mnist, toy
 from ganforge.train import train
 from tests.conftest import TINY_MNIST
 
@@ -60,9 +60,9 @@ def test_step_must_be_the_checkpoint_step(run_dir):
 def test_metric_names_are_checked(run_dir, tmp_path):
     with pytest.raises(ConfigError, match="--metrics: unknown metric 'fdi'"):
         evaluate.evaluate(run_dir, metrics=["fdi"], n=100)
-    with pytest.raises(ConfigError, match="--metrics: fid applies to image data, not 1d"):
+    with pytest.raises(ConfigError, match="--metrics: fid measures images, not points"):
         evaluate.evaluate(run_dir, metrics=["fid"], n=100)
-    with pytest.raises(ConfigError, match="--metrics: modes applies to 2d data, not 1d"):
+    with pytest.raises(ConfigError, match=r"--metrics: modes needs a dataset with known modes \(ring-8, grid-25\)"):
         evaluate.evaluate(run_dir, metrics=["modes"], n=100)
     np.save(tmp_path / "s.npy", toy.spirals(200).x.numpy())
     msg = r"--metrics: modes needs a dataset with known modes \(ring-8, grid-25\)"
@@ -153,7 +153,8 @@ class DigitSampler:
 
     def __init__(self, shift: int = 0, noise: float = 0.0, num_classes: int = 10, conditional: str = "acgan"):
         sets = ['data.name="mnist-5k"', f'model.conditional="{conditional}"']
-        self.cfg, self.data_kind, self.step, self.ema = config.apply_overrides(config.Config(), sets), "image", 7, True
+        self.cfg, self.step, self.ema = config.apply_overrides(config.Config(), sets), 7, True
+        self.family = IMAGES
         self.shift, self.noise, self.num_classes = shift, noise, num_classes
         self.x = mnist.mnist_5k().x  # (5000, 1, 28, 28), rows sorted by label, 500 per class
 
@@ -188,12 +189,12 @@ def test_cond_acc_is_deterministic_given_the_seed(monkeypatch, cond_dir, tmp_pat
 
 
 def test_cond_acc_user_errors(monkeypatch, cond_dir, run_dir, tmp_path):
-    with pytest.raises(ConfigError, match="--metrics: cond_acc applies to image data, not 1d"):
+    with pytest.raises(ConfigError, match="--metrics: cond_acc measures images, not points"):
         evaluate.evaluate(run_dir, metrics=["cond_acc"], n=100)
     np.save(tmp_path / "s.npy", mnist.mnist_5k().x[:20].numpy())
     with pytest.raises(ConfigError, match="--metrics: cond_acc samples the run with labels itself; it cannot"):
         evaluate.evaluate(cond_dir, samples=tmp_path / "s.npy", metrics=["cond_acc"], n=20)
-    with pytest.raises(ConfigError, match=r"-n 5: cond_acc needs at least one sample per class \(-n >= 10\)"):
+    with pytest.raises(ConfigError, match=r"--metrics: cond_acc needs at least one sample per class \(-n >= 10\)"):
         evaluate.evaluate(cond_dir, metrics=["cond_acc"], n=5)
     monkeypatch.setattr(ganforge, "load", lambda run, ema=True: DigitSampler(conditional="none"))
     msg = r"^--metrics: cond_acc needs a conditional run \(model.conditional != 'none'\)$"

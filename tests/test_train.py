@@ -101,10 +101,14 @@ def test_periodic_eval_logs_and_keeps_best(tiny_1d):
 
 
 def test_eval_best_must_be_a_measured_value(tiny_1d):
-    with pytest.raises(ConfigError, match=r"eval.best: 'fid' is not among the values of eval.metrics \['w1'\]"):
+    with pytest.raises(ConfigError, match=r"^eval.best: 'fid' is reported by fid, which eval.metrics \['w1'\] does "):
         config.apply_overrides(tiny_1d, ['eval.metrics=["w1"]', 'eval.best="fid"'])
-    with pytest.raises(ConfigError, match=r"eval.metrics: unknown metric 'fdi'"):
+    with pytest.raises(ConfigError, match=r"eval.metrics: unknown metric 'fdi' \(did you mean 'fid'\?\)"):
         config.apply_overrides(tiny_1d, ['eval.metrics=["fdi"]', 'eval.best="fid"'])
+    with pytest.raises(ConfigError, match=r"^eval.best: 'recal' is not a value any metric reports \(did you mean "):
+        config.apply_overrides(tiny_1d, ['eval.best="recal"'])
+    with pytest.raises(ConfigError, match=r"^eval.best: 'fid' is not measured on points data \(fid measures images\)"):
+        train.build(config.apply_overrides(tiny_1d, ['eval.best="fid"', "eval.every=10"]))
 
 
 def test_ema_averages_weights_and_batchnorm_statistics():

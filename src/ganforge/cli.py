@@ -73,32 +73,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-
     import ganforge
     from ganforge.config import ConfigError
-    from ganforge.viz import save_grid, save_histogram, save_scatter
 
     out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise ConfigError(f"--out must end in .npy (raw values) or .png (picture), got '{out.name}'")
     if args.n <= 0:
         raise ConfigError(f"-n must be positive, got {args.n}")
     s = ganforge.load(args.run, ema=args.ema)
     y, nrow = _labels(s, args)
     x = s.sample(len(y) if y is not None else args.n, seed=args.seed, y=y)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npy":
-        np.save(out, x.numpy())
-        if y is not None:
-            np.save(out.with_name(out.stem + "_labels.npy"), y.numpy())
-    elif s.data_kind == "image":
-        save_grid(x, out, nrow=nrow, scale=2)
-    elif s.data_kind == "1d":
-        save_histogram(x.numpy(), out, s.cfg.data.mean, s.cfg.data.std)
-    else:
-        save_scatter(x.numpy(), out)
-    print(f"wrote {len(x)} samples to {out}")
+    print("wrote " + s.family.write_samples(x, out, s.cfg.data, y, nrow))
     return 0
 
 
@@ -117,8 +101,10 @@ def _labels(s, args):
         if not 0 <= args.label < k:
             raise ConfigError(f"--label must be a class in 0..{k - 1}, got {args.label}")
         return torch.full((args.n,), args.label, dtype=torch.long), 0
-    cols = max(1, args.n // k)
-    return torch.arange(k).repeat_interleave(cols), cols  # row c holds class c
+    if args.n % k == 0:  # row c holds class c
+        cols = args.n // k
+        return torch.arange(k).repeat_interleave(cols), cols
+    return torch.arange(args.n) % k, k  # exactly n samples: column c holds class c
 
 
 def cmd_export(args: argparse.Namespace) -> int:

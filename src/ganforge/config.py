@@ -127,11 +127,6 @@ class EvalConfig:
     best: str = ""  # keep RUN/best.safetensors, the checkpoint with the best value of this metric ('' = off)
 
 
-# Metrics where larger is better (all others: smaller is better), for eval.best.
-HIGHER_IS_BETTER = {"precision", "recall", "density", "coverage", "modes_covered", "high_quality", "classes",
-                    "cond_acc", "cond_acc_min", "confident"}
-
-
 @dataclass
 class Config:
     preset: str = ""  # the preset this config started from ('' = none)
@@ -254,9 +249,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"loss.name: unknown loss '{cfg.loss.name}'" + _closest(cfg.loss.name, list(losses.LOSSES)))
     if cfg.eval.n <= 0:
         raise ConfigError(f"eval.n: must be positive, got {cfg.eval.n}")
-    if cfg.eval.best and cfg.eval.metrics and not _provides(cfg.eval.best, cfg.eval.metrics):
-        raise ConfigError(f"eval.best: '{cfg.eval.best}' is not among the values of eval.metrics "
-                          f"{cfg.eval.metrics}")
+    _check_eval(cfg.eval)
     if not 0 <= cfg.train.lr_decay_start < 1:
         raise ConfigError(f"train.lr_decay_start: must be in [0, 1), got {cfg.train.lr_decay_start}")
     if not 0 <= cfg.model.ema < 1:
@@ -280,14 +273,24 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.d.minibatch: 'stddev' needs D's batch ({d_batch}) to be a multiple of 4")
 
 
-def _provides(value: str, metrics: list[str]) -> bool:
-    """Whether the metric names in `metrics` produce a value called `value` (e.g. kid -> kid, kid_std)."""
-    from ganforge.evaluate import RUNNERS, VALUES
+def _check_eval(e: EvalConfig) -> None:
+    """eval.metrics must be registered metrics and eval.best a value one of them reports."""
+    from ganforge.metrics.registry import METRICS, providers
 
-    unknown = [m for m in metrics if m not in RUNNERS]
-    if unknown:
-        raise ConfigError(f"eval.metrics: unknown metric '{unknown[0]}' (metrics: {', '.join(RUNNERS)})")
-    return any(value in VALUES.get(m, (m,)) for m in metrics)
+    for m in e.metrics:
+        if m not in METRICS:
+            raise ConfigError(f"eval.metrics: unknown metric '{m}'" + _closest(m, list(METRICS)).replace("valid keys",
+                                                                                                       "metrics"))
+    if not e.best:
+        return
+    offered = providers(e.best)
+    if not offered:
+        values = sorted({v for m in METRICS.values() for v in m.higher})
+        raise ConfigError(f"eval.best: '{e.best}' is not a value any metric reports" +
+                          _closest(e.best, values).replace("valid keys", "values"))
+    if e.metrics and not set(offered) & set(e.metrics):
+        raise ConfigError(f"eval.best: '{e.best}' is reported by {' or '.join(offered)}, which eval.metrics "
+                          f"{e.metrics} does not include")
 
 
 # --------------------------------------------------------------------------------------------------

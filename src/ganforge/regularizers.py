@@ -36,21 +36,24 @@ def r2_penalty(D: nn.Module, fake: Tensor, y: Tensor | None = None) -> Tensor:
     return _input_grads(D, fake, y).square().sum(1).mean()
 
 
-def wgan_gp_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None = None) -> Tensor:
+def wgan_gp_penalty(D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None = None,
+                    generator: torch.Generator | None = None) -> Tensor:
     """Gulrajani et al. 2017: E (||grad D(x_hat)|| - 1)^2, x_hat = e x + (1 - e) G(z), e ~ U[0, 1]."""
-    e = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)  # (B, 1..)
+    shape = (real.shape[0], *([1] * (real.dim() - 1)))  # (B, 1, ...)
+    e = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
     x_hat = torch.lerp(fake.detach(), real.detach(), e)
     return (_input_grads(D, x_hat, y).norm(dim=1) - 1.0).square().mean()  # norm: finite grad at 0
 
 
 class Regularizer(NamedTuple):
-    fn: Callable[..., Tensor]  # (D, real, fake, y_real, y_fake) -> scalar
+    fn: Callable[..., Tensor]  # (D, real, fake, y_real, y_fake, generator) -> scalar
     scale: float  # the loop adds scale * gamma * fn(...): 1/2 for R1/R2 (gamma/2), 1 for WGAN-GP (lambda)
 
 
 REGULARIZERS: dict[str, Regularizer] = {
-    "r1": Regularizer(lambda D, real, fake, y_real, y_fake: r1_penalty(D, real, y_real), 0.5),
-    "r2": Regularizer(lambda D, real, fake, y_real, y_fake: r2_penalty(D, fake, y_fake), 0.5),
+    "r1": Regularizer(lambda D, real, fake, y_real, y_fake, g=None: r1_penalty(D, real, y_real), 0.5),
+    "r2": Regularizer(lambda D, real, fake, y_real, y_fake, g=None: r2_penalty(D, fake, y_fake), 0.5),
     # interpolates carry the real labels
-    "wgan-gp": Regularizer(lambda D, real, fake, y_real, y_fake: wgan_gp_penalty(D, real, fake, y_real), 1.0),
+    "wgan-gp": Regularizer(lambda D, real, fake, y_real, y_fake, g=None: wgan_gp_penalty(D, real, fake, y_real, g),
+                           1.0),
 }

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ganforge import checkpoint, config
+from ganforge.data import Family, family_from_state
 from ganforge.models import build_generator
 from ganforge.models.conditional import fixed_labels
 
@@ -16,10 +17,10 @@ from ganforge.models.conditional import fixed_labels
 class Sampler:
     """A generator rebuilt from its saved config; `.sample(n)` returns data-shaped samples."""
 
-    def __init__(self, G: nn.Module, cfg: config.Config, data_kind: str, step: int, ema: bool,
-                 num_classes: int = 0):
-        self.G, self.cfg, self.data_kind, self.step, self.ema = G.eval(), cfg, data_kind, step, ema
-        self.num_classes = num_classes
+    def __init__(self, G: nn.Module, cfg: config.Config, family: Family, step: int, ema: bool,
+                 num_classes: int = 0, class_names: list[str] | None = None, data_shape: tuple[int, ...] = ()):
+        self.G, self.cfg, self.family, self.step, self.ema = G.eval(), cfg, family, step, ema
+        self.num_classes, self.class_names, self.data_shape = num_classes, list(class_names or []), tuple(data_shape)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch: int = 1000,
@@ -75,17 +76,18 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
         weights = ema_weights if used_ema else checkpoint.prefixed(tensors, "g")
     cfg = config.from_dict(state["config"])
     num_classes = int(state.get("num_classes") or 0)
-    G = build_generator(cfg.model, tuple(state["data_shape"]), state["data_kind"] == "image", num_classes)
+    family, shape = family_from_state(state), tuple(state["data_shape"])
+    G = build_generator(cfg.model, shape, family.tanh, num_classes)
     G.load_state_dict(weights)
-    return Sampler(G.to(device), cfg, state["data_kind"], int(state["step"]), used_ema, num_classes)
+    return Sampler(G.to(device), cfg, family, int(state["step"]), used_ema, num_classes, state.get("class_names"),
+                   shape)
 
 
 def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     """Write the generator alone (EMA weights when kept) with its config in the file's metadata."""
     s = load(run, ema=ema)
-    state = {"config": config.to_dict(s.cfg), "step": s.step, "ema": s.ema, "data_kind": s.data_kind,
-             "num_classes": s.num_classes,
-             "data_shape": list(s.sample(1, seed=0).shape[1:])}
+    state = {"config": config.to_dict(s.cfg), "step": s.step, "ema": s.ema, "family": s.family.name,
+             "num_classes": s.num_classes, "class_names": s.class_names, "data_shape": list(s.data_shape)}
     meta = {"format": checkpoint.EXPORT_FORMAT, "schema": str(checkpoint.SCHEMA), "state": json.dumps(state)}
     checkpoint.atomic_save(s.G.state_dict(), out, meta)
     return Path(out)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.data import mnist
+from ganforge.data import IMAGES, mnist
 from ganforge.data.mnist import DataUnavailable, read_idx, write_idx
 
 
@@ -69,7 +69,7 @@ def test_mnist_bad_checksum_and_no_network_gives_clear_message(tmp_path):
 
 def test_mnist_5k_is_real_offline_digits():
     ds = mnist.mnist_5k()
-    assert ds.x.shape == (5000, 1, 28, 28) and ds.kind == "image" and ds.num_classes == 10
+    assert ds.x.shape == (5000, 1, 28, 28) and ds.family is IMAGES and ds.num_classes == 10
     assert ds.x.min() == -1 and ds.x.max() == 1
     assert torch.bincount(ds.y).tolist() == [500] * 10
     assert (ds.x[:, :, :3, :] == -1).float().mean() > 0.95  # digits are centred: the border rows are blank

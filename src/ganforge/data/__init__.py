@@ -1,4 +1,4 @@
-"""Datasets by name: every loader returns one in-memory `Dataset`."""
+"""Datasets by name, and the data families they belong to (one module each; a registry line here)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import torch
 from ganforge.data import mnist as _mnist
 from ganforge.data import toy
 from ganforge.data.base import Dataset, IndexSampler
+from ganforge.data.family import Family
+from ganforge.data.images_family import IMAGES
 from ganforge.data.mnist import DataUnavailable
+from ganforge.data.points import POINTS
+
+# family name (saved in checkpoints) -> the family
+FAMILIES: dict[str, Family] = {f.name: f for f in (POINTS, IMAGES)}
 
 # name -> function(DataConfig, seed) -> Dataset
 DATASETS: dict[str, Callable] = {
@@ -22,6 +28,17 @@ DATASETS: dict[str, Callable] = {
 }
 
 
+def family_from_state(state: dict) -> Family:
+    """The family a checkpoint's data belongs to (files before families stored data_kind 1d/2d/image)."""
+    name = state.get("family") or {"1d": "points", "2d": "points", "image": "images"}.get(state.get("data_kind"), "")
+    if name not in FAMILIES:
+        from ganforge.checkpoint import CheckpointError
+
+        raise CheckpointError(f"the checkpoint's data family '{name}' is unknown to this ganforge "
+                              f"(known: {', '.join(FAMILIES)})")
+    return FAMILIES[name]
+
+
 def load_dataset(cfg, seed: int = 0) -> Dataset:
     """Build the dataset named by `cfg.name` (a DataConfig); `limit` keeps a fixed random subset."""
     ds = DATASETS[cfg.name](cfg, seed)
@@ -32,4 +49,5 @@ def load_dataset(cfg, seed: int = 0) -> Dataset:
     return ds
 
 
-__all__ = ["DATASETS", "Dataset", "DataUnavailable", "IndexSampler", "load_dataset"]
+__all__ = ["DATASETS", "FAMILIES", "IMAGES", "POINTS", "DataUnavailable", "Dataset", "Family", "IndexSampler",
+           "family_from_state", "load_dataset"]

@@ -113,7 +113,7 @@ def mnist(root: str | Path = "~/.cache/ganforge", train: bool = True) -> Dataset
     prefix = "train" if train else "t10k"
     images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")  # (N, 28, 28) uint8
     labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")  # (N,) uint8
-    return Dataset("mnist", _to_images(images), torch.from_numpy(labels.astype(np.int64)), "image", 10)
+    return Dataset("mnist", _to_images(images), torch.from_numpy(labels.astype(np.int64)), None, 10)
 
 
 def mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -135,4 +135,4 @@ def mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 def mnist_5k() -> Dataset:
     """5,000 real MNIST digits (500 of each class), fully offline."""
     pixels, labels = mnist_5k_arrays()
-    return Dataset("mnist-5k", _to_images(pixels), torch.from_numpy(labels), "image", 10)
+    return Dataset("mnist-5k", _to_images(pixels), torch.from_numpy(labels), None, 10)

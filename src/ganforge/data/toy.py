@@ -7,6 +7,7 @@ import math
 import torch
 
 from ganforge.data.base import Dataset
+from ganforge.data.points import POINTS
 
 DEFAULT_N = 100_000
 
@@ -15,14 +16,14 @@ def gaussian_1d(n: int = DEFAULT_N, mean: float = 5.0, std: float = 1.0, seed: i
     """N(mean, std^2) samples, shape (n, 1)."""
     g = torch.Generator().manual_seed(seed)
     x = mean + std * torch.randn(n, 1, generator=g)
-    return Dataset("gaussian-1d", x, kind="1d")
+    return Dataset("gaussian-1d", x, family=POINTS)
 
 
 def _mixture(name: str, centres: torch.Tensor, std: float, n: int, seed: int) -> Dataset:
     g = torch.Generator().manual_seed(seed)
     which = torch.randint(len(centres), (n,), generator=g)
     x = centres[which] + std * torch.randn(n, 2, generator=g)  # (n, 2)
-    return Dataset(name, x, y=which, kind="2d", num_classes=len(centres), modes=centres, mode_std=std)
+    return Dataset(name, x, y=which, family=POINTS, num_classes=len(centres), modes=centres, mode_std=std)
 
 
 def ring_8(n: int = DEFAULT_N, std: float = 0.02, radius: float = 2.0, seed: int = 0) -> Dataset:
@@ -47,4 +48,4 @@ def spirals(n: int = DEFAULT_N, noise: float = 0.05, seed: int = 0) -> Dataset:
     sign = 1 - 2 * arm.float()
     x = sign[:, None] * torch.stack([t * t.cos(), t * t.sin()], dim=1) / (3 * math.pi)  # (n, 2)
     x = x + noise * torch.randn(n, 2, generator=g)
-    return Dataset("spirals", x, y=arm, kind="2d", num_classes=2)
+    return Dataset("spirals", x, y=arm, family=POINTS, num_classes=2)
