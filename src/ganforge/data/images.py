@@ -194,7 +194,8 @@ def check_upscale(resolution: int, largest_side: int, source: str) -> None:
         suggest = 2 ** math.ceil(math.log2(largest_side))
         raise ConfigError(
             f"data.resolution={resolution} is more than {MAX_UPSCALE}x the largest image side ({largest_side} px) "
-            f"in {source}; upscaling that far only adds blur: use data.resolution={suggest} or less (0 = automatic)"
+            f"in {source}: upscaling that far only adds blur; use data.resolution={suggest} (or 0 to choose from "
+            "the images)"
         )
 
 
