@@ -61,12 +61,19 @@ class LoadedVectors:
 
 
 def _np_load(path: str) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:1] == b"\x80":  # the first byte of a pickle (protocol 2 and up)
+        raise ConfigError(f"{path} is a Python pickle, which ganforge never loads; save a plain numeric array "
+                          "(np.save / np.savez)")
+    if magic != b"\x93NUMPY" and magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise ConfigError(f"{path} is not a numpy .npy or .npz file")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
         if "pickle" in str(e).lower():
-            raise ConfigError(f"{path} holds pickled Python objects, which ganforge never loads; "
-                              "save a plain numeric array (np.save / np.savez)") from None
+            raise ConfigError(f"{path} holds Python objects (a pickled object array), which ganforge never "
+                              "loads; save a plain numeric array") from None
         raise ConfigError(f"{path} is not a readable numpy file ({e})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ConfigError(f"{path} is not a readable numpy file ({e})") from None
@@ -76,8 +83,8 @@ def _get(archive: Any, key: str, path: str) -> np.ndarray:
     try:
         return archive[key]
     except ValueError:  # numpy refuses object arrays without allow_pickle
-        raise ConfigError(f"{path}: array {key!r} holds Python objects (pickle), which ganforge never loads; "
-                          "save a plain numeric array") from None
+        raise ConfigError(f"{path}: array {key!r} holds Python objects (a pickled object array), which "
+                          "ganforge never loads; save a plain numeric array") from None
 
 
 def _read(path: str, labels_key: str | None) -> tuple[np.ndarray, np.ndarray | None, str, str | None]:
@@ -145,8 +152,10 @@ def to_uint8(x: np.ndarray) -> tuple[np.ndarray, str]:
         binary = " (all 0 or 1: nearly black; multiply by 255 if they are binary)" if hi <= 1 else ""
         return x.astype(np.uint8), f"{x.dtype} pixels in {_span(lo, hi)} read as 0..255{binary}"
     if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = x[np.isfinite(x)]
+        span = _span(float(finite.min()), float(finite.max())) if finite.size else "nothing"
         bad = "NaN" if np.isnan(x).any() else "inf"
-        raise ConfigError(f"float pixels must be finite, found {bad} (range {_span(lo, hi)})")
+        raise ConfigError(f"float pixels must be finite, found {bad} (the finite values span {span})")
     if lo >= 0 and hi <= 1:
         return _round(x * 255.0), f"float range {_span(lo, hi)} within [0, 1]: x 255"
     if lo >= -1 and hi <= 1:
