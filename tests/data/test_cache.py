@@ -64,6 +64,20 @@ def test_a_changed_file_or_option_misses(shapes, tmp_path):
     assert load_image_folder(shapes.root, cache_dir=c).report["cache"] == "miss"  # labels are an option too
 
 
+def test_a_new_decode_of_a_folder_replaces_its_older_entry(shapes, tmp_path):
+    c = tmp_path / "c"
+    load(shapes.root, c)
+    load(shapes.root, c, fit="pad")  # other options: a second entry, kept
+    other = write_shapes_folder(tmp_path / "other", 3, size=8)
+    load_image_folder(other.root, cache_dir=c)  # another folder: kept
+    (shapes.root / shapes.names[0]).write_bytes((shapes.root / shapes.names[1]).read_bytes())
+    changed = load(shapes.root, c)
+    assert changed.report["cache"] == "miss" and changed.report["replaced"] == 1
+    assert len(os.listdir(c)) == 3 * 3 - 1  # three entries, the unlabelled one without a labels file
+    assert load(shapes.root, c, fit="pad").report["cache"] == "miss"  # its folder changed too
+    assert load_image_folder(other.root, cache_dir=c).report["cache"] == "hit"
+
+
 def test_zip_invalidation_by_member_and_by_the_zip_itself(shapes, tmp_path):
     path = tmp_path / "s.zip"
 
@@ -148,6 +162,18 @@ def test_an_unwritable_cache_folder_is_a_warning(shapes, tmp_path):
         f"cache folder {blocker / 'cache'} is not writable (Not a directory); decoding again at every start"
     ]
     assert out.describe()[-1].startswith("warning: cache folder")
+
+
+def test_a_full_disk_leaves_no_half_entry_and_loading_goes_on(shapes, tmp_path, monkeypatch):
+    def full(path, meta):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "_write_json", full)
+    out = load(shapes.root, tmp_path / "c")
+    assert out.report["cache"] == "off" and len(out) == 9 and os.listdir(tmp_path / "c") == []
+    assert out.report["warnings"] == [
+        f"cache folder {tmp_path / 'c'} is not writable (No space left on device); decoding again at every start"
+    ]
 
 
 def test_cache_key_and_content_hash():

@@ -435,6 +435,12 @@ def test_to_float_is_x_over_127_5_minus_1():
         to_float(np.zeros(3, np.float32))
 
 
+def test_threads_do_not_change_the_result(digits):
+    one = load(digits.root, labels="folders", workers=1)
+    many = load(digits.root, labels="folders", workers=4)
+    assert one.sha256 == many.sha256 and one.report["skipped_files"] == many.report["skipped_files"]
+
+
 def test_loaded_arrays_are_read_only(tmp_path):
     save(tmp_path / "a.png", GRAY)
     out = load(tmp_path, resolution=4)

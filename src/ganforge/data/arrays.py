@@ -151,6 +151,7 @@ def to_uint8(x: np.ndarray) -> tuple[np.ndarray, str]:
             raise ConfigError(f"integer pixels must lie in [0, 255], found {_span(lo, hi)}; rescale them to 0..255")
         binary = " (all 0 or 1: nearly black; multiply by 255 if they are binary)" if hi <= 1 else ""
         return x.astype(np.uint8), f"{x.dtype} pixels in {_span(lo, hi)} read as 0..255{binary}"
+    x = x.astype(np.promote_types(x.dtype, np.float32), copy=False)  # float16 arithmetic would round
     if not (np.isfinite(lo) and np.isfinite(hi)):
         finite = x[np.isfinite(x)]
         span = _span(float(finite.min()), float(finite.max())) if finite.size else "nothing"
@@ -166,7 +167,7 @@ def to_uint8(x: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def _round(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x.astype(np.float64)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -111,14 +111,37 @@ def write_entry(
     cache_dir.mkdir(parents=True, exist_ok=True)
     x_path, y_path, json_path = _paths(cache_dir, key)
     json_path.unlink(missing_ok=True)  # an old json must never vouch for arrays being replaced
-    x_bytes = _atomic_write(x_path, lambda f: np.save(f, np.ascontiguousarray(x, dtype=np.uint8)))
-    y_bytes = None
-    if y is not None:
-        y_bytes = _atomic_write(y_path, lambda f: np.save(f, np.ascontiguousarray(y, dtype=np.int64)))
-    meta = {**meta, "format": FORMAT_VERSION, "key": key, "x_shape": list(x.shape), "x_bytes": x_bytes,
-            "y_bytes": y_bytes}
-    _write_json(json_path, meta)
+    try:
+        x_bytes = _atomic_write(x_path, lambda f: np.save(f, np.ascontiguousarray(x, dtype=np.uint8)))
+        y_bytes = None
+        if y is not None:
+            y_bytes = _atomic_write(y_path, lambda f: np.save(f, np.ascontiguousarray(y, dtype=np.int64)))
+        meta = {**meta, "format": FORMAT_VERSION, "key": key, "x_shape": list(x.shape), "x_bytes": x_bytes,
+                "y_bytes": y_bytes}
+        _write_json(json_path, meta)
+    except OSError:  # a full disk: leave no arrays without their json behind
+        for path in (json_path, x_path, y_path):
+            path.unlink(missing_ok=True)
+        raise
     return x_path
+
+
+def remove_stale(cache_dir: str | Path, key: str, same: dict[str, Any]) -> int:
+    """Delete other entries whose json has every item of `same` (an older copy of one folder); returns how many."""
+    cache_dir, removed = Path(cache_dir), 0
+    for json_path in cache_dir.glob("*.json"):
+        other = json_path.name[: -len(".json")]
+        if other == key:
+            continue
+        try:
+            meta = json.loads(json_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and all(meta.get(k) == v for k, v in same.items()):
+            for path in (json_path, *_paths(cache_dir, other)[:2]):  # json first: never half an entry
+                path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _entry_files(cache_dir: Path) -> list[Path]:

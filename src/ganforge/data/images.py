@@ -421,49 +421,54 @@ def _choose_channels(channels: int | str, ok: list[tuple[str, _Header]]) -> tupl
     return 3, f"{len(colour):,} {are} in colour, e.g. {name} ({head.mode}) (data.channels to change)"
 
 
+def _unreadable(listing: ImageListing, skipped: dict[str, str]) -> ConfigError:
+    name = min(skipped, key=_path_order)
+    return ConfigError(f"none of the {len(listing.names):,} images in {listing.path} could be read "
+                       f"(e.g. {name}: {skipped[name]})")
+
+
+def _choose_resolution(resolution: int, headers: list[_Header], source: str) -> tuple[int, str]:
+    if resolution:
+        check_upscale(resolution, max(max(h.w, h.h) for h in headers), source)
+        return resolution, "set by data.resolution"
+    return auto_resolution(statistics.median(min(h.w, h.h) for h in headers))
+
+
 def _decode_listing(
     listing: ImageListing, resolution: int, fit: str, channels: int | str, file_labels: np.ndarray | None, workers: int
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Decode every readable image of a listing: (x uint8 (N, C, R, R), y, report)."""
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-        headers = list(pool.map(_guard(listing, _header), listing.names))
-        skipped = {n: h for n, h in zip(listing.names, headers, strict=True) if isinstance(h, str)}
-        ok = [(i, n, h) for i, (n, h) in enumerate(zip(listing.names, headers, strict=True)) if not isinstance(h, str)]
+        read = dict(zip(listing.names, pool.map(_guard(listing, _header), listing.names), strict=True))
+        skipped = {n: h for n, h in read.items() if isinstance(h, str)}
+        ok = [n for n in listing.names if n not in skipped]  # headers read: sizes and modes known
         if not ok:
-            name = listing.names[0]
-            raise ConfigError(f"none of the {len(listing.names):,} images in {listing.path} could be read "
-                              f"(e.g. {name}: {skipped[name]})")
-        sides = [min(h.w, h.h) for _, _, h in ok]
-        largest = max(max(h.w, h.h) for _, _, h in ok)
-        if resolution:
-            check_upscale(resolution, largest, listing.path)
-            res, res_why = resolution, "set by data.resolution"
-        else:
-            res, res_why = auto_resolution(statistics.median(sides))
-        chans, chans_why = _choose_channels(channels, [(n, h) for _, n, h in ok])
-        decode = _guard(listing, lambda im: decode_image(im, res, fit, chans))
+            raise _unreadable(listing, skipped)
+        headers = [read[n] for n in ok]
+        res, res_why = _choose_resolution(resolution, headers, listing.path)
+        chans, chans_why = _choose_channels(channels, [(n, read[n]) for n in ok])
         x = np.empty((len(ok), chans, res, res), np.uint8)  # (N, C, R, R)
         keep, upscaled = np.zeros(len(ok), bool), 0
-        for j, out in enumerate(pool.map(decode, [n for _, n, _ in ok])):
-            if isinstance(out, str):
-                skipped[ok[j][1]] = out
+        decode = _guard(listing, lambda im: decode_image(im, res, fit, chans))
+        for j, out in enumerate(pool.map(decode, ok)):
+            if isinstance(out, str):  # the header read but the pixels did not (a truncated file)
+                skipped[ok[j]] = out
                 continue
             x[j], keep[j] = out[0], True
             upscaled += out[1]
     if not keep.any():
-        name = min(skipped, key=_path_order)
-        raise ConfigError(f"none of the {len(listing.names):,} images in {listing.path} could be read "
-                          f"(e.g. {name}: {skipped[name]})")
-    rows = np.array([i for i, _, _ in ok])[keep]
+        raise _unreadable(listing, skipped)
     x = x if keep.all() else x[keep]
+    rows = np.flatnonzero([not isinstance(read[n], str) for n in listing.names])[keep]  # listing index of each x
     y = None if file_labels is None else file_labels[rows]
+    sides = [min(h.w, h.h) for h in headers]
     shown = sorted(skipped, key=_path_order)[:SKIPPED_SHOWN]
     report = {
         "kind": listing.kind, "found": len(listing.names), "looked_at": listing.looked_at,
         "decoded": int(keep.sum()), "skipped": len(skipped), "skipped_files": [[n, skipped[n]] for n in shown],
         "resolution": res, "resolution_reason": res_why, "channels": chans, "channels_reason": chans_why,
-        "fit": fit, "nonsquare": sum(h.w != h.h for _, _, h in ok), "upscaled": int(upscaled),
-        "transparent": sum(h.alpha for _, _, h in ok),
+        "fit": fit, "nonsquare": sum(h.w != h.h for h in headers), "upscaled": int(upscaled),
+        "transparent": sum(h.alpha for h in headers),
         "sides": {"min": min(sides), "median": statistics.median(sides), "max": max(sides)},
     }
     return x, y, report
@@ -512,9 +517,10 @@ def load_image_folder(
     report.update(decode_seconds=time.perf_counter() - t0, cache="off", cache_path=None)
     if use_cache:
         try:
-            meta = {"class_names": class_names, "report": report, "sha256": sha}
+            same = {"source": listing.path, "options": options}  # an older decode of this folder: replaced
+            meta = {"class_names": class_names, "report": report, "sha256": sha, **same}
             written = cache.write_entry(folder, key, x, y, meta)
-            report.update(cache="miss", cache_path=str(written))
+            report.update(cache="miss", cache_path=str(written), replaced=cache.remove_stale(folder, key, same))
         except OSError as e:
             report["warnings"].append(f"cache folder {folder} is not writable ({e.strerror or e}); decoding again "
                                       "at every start")
