@@ -159,9 +159,9 @@ def test_an_unwritable_cache_folder_is_a_warning(shapes, tmp_path):
     out = load(shapes.root, blocker / "cache")
     assert out.report["cache"] == "off" and len(out) == 9
     assert out.report["warnings"] == [
-        f"cache folder {blocker / 'cache'} is not writable (Not a directory); decoding again at every start"
+        f"could not write to the cache folder {blocker / 'cache'} (Not a directory); decoding again at every start"
     ]
-    assert out.describe()[-1].startswith("warning: cache folder")
+    assert out.describe()[-1].startswith("warning: could not write to the cache folder")
 
 
 def test_a_full_disk_leaves_no_half_entry_and_loading_goes_on(shapes, tmp_path, monkeypatch):
@@ -172,7 +172,7 @@ def test_a_full_disk_leaves_no_half_entry_and_loading_goes_on(shapes, tmp_path, 
     out = load(shapes.root, tmp_path / "c")
     assert out.report["cache"] == "off" and len(out) == 9 and os.listdir(tmp_path / "c") == []
     assert out.report["warnings"] == [
-        f"cache folder {tmp_path / 'c'} is not writable (No space left on device); decoding again at every start"
+        f"could not write to the cache folder {tmp_path / 'c'} (No space left on device); decoding again at every start"
     ]
 
 

@@ -522,8 +522,8 @@ def load_image_folder(
             written = cache.write_entry(folder, key, x, y, meta)
             report.update(cache="miss", cache_path=str(written), replaced=cache.remove_stale(folder, key, same))
         except OSError as e:
-            report["warnings"].append(f"cache folder {folder} is not writable ({e.strerror or e}); decoding again "
-                                      "at every start")
+            why = f"could not write to the cache folder {folder} ({e.strerror or e})"
+            report["warnings"].append(f"{why}; decoding again at every start")
     x.flags.writeable = False  # as read-only as the cache's memmap, so no caller comes to rely on writing
     report["seconds"] = time.perf_counter() - t0
     return LoadedImages(x, y, class_names, listing.path, sha, report)
