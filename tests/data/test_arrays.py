@@ -190,6 +190,10 @@ def test_vectors(tmp_path):
     np.testing.assert_array_equal(single.x[:, 0], np.arange(5))
     np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan]]))
     raises(tmp_path / "nan.npy", f"{tmp_path / 'nan.npy'}: the array holds NaN or inf values")
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 3)))
+    raises(tmp_path / "empty.npz", f"{tmp_path / 'empty.npz'}: array 'x' holds no rows (shape (0, 3))")
+    np.savez(tmp_path / "text.npz", x=np.array([["a", "b"]]))
+    raises(tmp_path / "text.npz", f"{tmp_path / 'text.npz'}: array 'x' must hold real numbers, got <U1")
 
 
 # --------------------------------------------------------------------------------------------------

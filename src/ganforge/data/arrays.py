@@ -199,9 +199,11 @@ def _images(x: np.ndarray, layout: str, resolution: int, fit: str, channels: int
         out = np.empty((n, chans, res, res), np.uint8)  # (N, C, R, R)
         for i in range(n):
             out[i], upscaled = fit_square(nhwc[i], res, fit)
-    report = {"resolution": res, "resolution_reason": res_why, "channels": chans, "channels_reason": chans_why,
-              "fit": fit, "nonsquare": n if h != w else 0, "upscaled": n if upscaled else 0, "sides": {"min": min(h, w),
-              "median": min(h, w), "max": max(h, w)}}
+    report = {
+        "resolution": res, "resolution_reason": res_why, "channels": chans, "channels_reason": chans_why, "fit": fit,
+        "nonsquare": n if h != w else 0, "upscaled": n if upscaled else 0,
+        "sides": {"min": min(h, w), "median": min(h, w), "max": max(h, w)},
+    }
     return out, report
 
 
@@ -225,10 +227,11 @@ def load_array(
     if not os.path.exists(full):
         raise ConfigError(f"data path {full} does not exist")
     x, y, x_key, y_key = _read(full, labels_key)
+    what = x_key if x_key == "the array" else f"array {x_key!r}"
     if x.dtype.hasobject or x.dtype.names:
-        raise ConfigError(f"{full}: {x_key} must be a plain numeric array, got dtype {x.dtype}")
+        raise ConfigError(f"{full}: {what} must be a plain numeric array, got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0:
-        raise ConfigError(f"{full}: {x_key} holds no rows (shape {x.shape})")
+        raise ConfigError(f"{full}: {what} holds no rows (shape {x.shape})")
     layout, note = image_layout(x.shape)
     y = None if y is None else _check_labels(y, x.shape[0], full, y_key)
     class_names = [] if y is None else [str(i) for i in range(int(y.max()) + 1)]
@@ -241,10 +244,10 @@ def load_array(
     if layout == "vectors":
         vec = x.reshape(x.shape[0], -1)  # (N,) -> (N, 1)
         if not (np.issubdtype(vec.dtype, np.number) or vec.dtype == np.bool_) or np.iscomplexobj(vec):
-            raise ConfigError(f"{full}: {x_key} must hold real numbers, got {vec.dtype}")
+            raise ConfigError(f"{full}: {what} must hold real numbers, got {vec.dtype}")
         vec = np.ascontiguousarray(vec, dtype=np.float32)
         if not np.isfinite(vec).all():
-            raise ConfigError(f"{full}: {x_key} holds NaN or inf values")
+            raise ConfigError(f"{full}: {what} holds NaN or inf values")
         report = {**base, "rows": vec.shape[0], "dim": vec.shape[1], "seconds": time.perf_counter() - t0}
         return LoadedVectors(vec, y, full, cache.content_sha256(vec, y), report, class_names)
     pixels, range_note = to_uint8(x)
