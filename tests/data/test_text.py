@@ -155,3 +155,12 @@ def test_census_surnames_checksum(monkeypatch):
     monkeypatch.setattr(text, "NAMES_SHA256", "0" * 64)
     with pytest.raises(text.DataUnavailable, match=r"sha256 b0e2b3743ccb\.\.\. is not the expected 000000000000"):
         text.load_names()
+
+
+def test_census_surnames_without_the_package(monkeypatch):
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named '{name}'")
+
+    monkeypatch.setattr(text.resources, "files", missing)
+    with pytest.raises(text.DataUnavailable, match=r"needs the names package.*; pip install names$"):
+        text.load_names()

@@ -26,7 +26,9 @@ END = "<end>"  # the end token: index 0 of every vocabulary, and the padding aft
 TOKENS = ("chars", "words")
 MAX_CHAR_VOCAB = 10_000  # more distinct characters than this is not short text (or the wrong file)
 MAX_LEN_CAP = 64  # the default max_len is the 99th percentile of line lengths, at most this
-# dist.all.last of names 0.3.0: the 1990 US census surnames (88,799 lines: name, freq %, cumulative %, rank)
+# dist.all.last of names 0.3.0: the 1990 US census surnames (88,799 lines: name, freq %, cumulative %, rank).
+# PyPI has only the sdist of names 0.3.0; pip builds a wheel from it, and its setup.py (package_data 'dist.*',
+# also listed in MANIFEST.in) puts the file inside the installed package, where importlib.resources finds it.
 NAMES_FILE = "dist.all.last"
 NAMES_SHA256 = "b0e2b3743ccbad641ca48b344c24cdebcd1d9a1f76dc6dbf05986f2919f0b4e1"
 NAMES_COUNT = 88_799
@@ -115,16 +117,16 @@ class Vocab:
 
     def encode(self, lines: list[str], max_len: int) -> torch.Tensor:
         """Token indices (N, max_len) int64, each row end-padded; a line longer than max_len is an error."""
-        out = torch.zeros(len(lines), max_len, dtype=torch.long)  # (N, max_len), 0 = end token
+        out = np.zeros((len(lines), max_len), dtype=np.int64)  # (N, max_len), 0 = end token
         for i, line in enumerate(lines):
             toks = self.split(line)
             if len(toks) > max_len:
                 raise ConfigError(f"encode: line {i + 1} has {len(toks)} tokens, more than max_len={max_len}")
             try:
-                out[i, : len(toks)] = torch.tensor([self.stoi[t] for t in toks], dtype=torch.long)
+                out[i, : len(toks)] = [self.stoi[t] for t in toks]
             except KeyError as e:
                 raise ConfigError(f"encode: line {i + 1} has the token {e.args[0]!r}, not in the vocabulary") from None
-        return out
+        return torch.from_numpy(out)
 
     def decode(self, indices: torch.Tensor) -> list[str]:
         """Rows of token indices (N, L) -> strings; each stops at its first end token."""
