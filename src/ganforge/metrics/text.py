@@ -129,8 +129,9 @@ class NGramLM:
             uniq, inv = np.unique(ctx[-1] * self._base + seq[pos - j], return_inverse=True)
             self._ctx_keys.append(uniq)
             ctx.append(inv.reshape(-1))
-        self._grams, self._counts, self._tot, self._gamma, self._d = [None] * self.n, [None] * self.n, \
-            [None] * self.n, [None] * self.n, [None] * self.n
+        # per order j: sorted gram keys (ctx_j, w), their counts, and per context the total, the share held
+        # back by discounting (gamma) and the discounts [0, D1, D2, D3+]
+        self._grams, self._counts, self._tot, self._gamma, self._d = ([None] * self.n for _ in range(5))
         higher_inv = None  # per position: id of its gram one order up
         for j in range(self.n - 1, -1, -1):
             grams, inv, raw = np.unique(ctx[j] * self._base + w, return_inverse=True, return_counts=True)
