@@ -1,0 +1,161 @@
+"""Character-level text networks: the WGAN-GP language model's G and D, and a char LSTM baseline.
+
+TextGenerator / TextDiscriminator follow Gulrajani et al. 2017 ("Improved Training of Wasserstein GANs",
+the character-level language model): 1D convolutional residual nets over (B, max_len, V) token
+distributions. G writes a softmax per position; D reads one-hot real rows or G's softmax. All randomness
+(Gumbel noise, sampling) comes from a torch.Generator passed in, never the global RNG.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODES = ("softmax", "gumbel")
+RESIDUAL_SCALE = 0.3  # the reference code scales each residual branch by 0.3
+
+
+class ResBlock1d(nn.Module):
+    """x + 0.3 * conv(relu(conv(relu(x)))), two Conv1d of kernel 5 keeping the length."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(dim, dim, 5, padding=2)
+        self.conv2 = nn.Conv1d(dim, dim, 5, padding=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + RESIDUAL_SCALE * self.conv2(F.relu(self.conv1(F.relu(x))))  # (B, dim, L)
+
+
+def _check_sizes(vocab_size: int, max_len: int, dim: int, blocks: int) -> None:
+    for name, value, least in (("vocab_size", vocab_size, 2), ("max_len", max_len, 1), ("dim", dim, 1),
+                               ("blocks", blocks, 0)):
+        if value < least:
+            raise ValueError(f"{name}: must be at least {least}, got {value}")
+
+
+def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """Straight-through Gumbel-softmax over the last axis: one-hot forward, the soft sample's gradient."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    tiny = torch.finfo(logits.dtype).tiny
+    g = -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7)))  # Gumbel(0, 1) noise
+    soft = torch.softmax((logits + g) / tau, dim=-1)
+    hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+class TextGenerator(nn.Module):
+    """z (B, z_dim) -> token probabilities (B, max_len, V): a softmax per position, or straight-through Gumbel."""
+
+    def __init__(self, z_dim: int, vocab_size: int, max_len: int, dim: int = 128, blocks: int = 5,
+                 mode: str = "softmax", tau: float = 1.0):
+        super().__init__()
+        _check_sizes(vocab_size, max_len, dim, blocks)
+        if mode not in MODES:
+            raise ValueError(f"mode: '{mode}' is not one of {', '.join(MODES)}")
+        if tau <= 0:
+            raise ValueError(f"tau: the Gumbel-softmax temperature must be positive, got {tau}")
+        self.z_dim, self.vocab_size, self.max_len, self.dim, self.mode, self.tau = (
+            z_dim, vocab_size, max_len, dim, mode, tau)
+        self.fc = nn.Linear(z_dim, dim * max_len)
+        self.blocks = nn.Sequential(*[ResBlock1d(dim) for _ in range(blocks)])
+        self.out = nn.Conv1d(dim, vocab_size, 1)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Unnormalised token scores (B, max_len, V)."""
+        h = self.fc(z).view(z.shape[0], self.dim, self.max_len)  # (B, dim, L)
+        return self.out(self.blocks(h)).transpose(1, 2)  # (B, V, L) -> (B, L, V)
+
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        logits = self.logits(z)  # (B, L, V)
+        if self.mode == "softmax":
+            return torch.softmax(logits, dim=-1)
+        if generator is None:
+            raise ValueError("TextGenerator(mode='gumbel') needs a torch.Generator for its Gumbel noise")
+        return gumbel_softmax_st(logits, self.tau, generator)
+
+
+class TextDiscriminator(nn.Module):
+    """Token distributions (B, max_len, V), one-hot real or G's softmax -> logits (B,)."""
+
+    def __init__(self, vocab_size: int, max_len: int, dim: int = 128, blocks: int = 5):
+        super().__init__()
+        _check_sizes(vocab_size, max_len, dim, blocks)
+        self.vocab_size, self.max_len = vocab_size, max_len
+        self.inp = nn.Conv1d(vocab_size, dim, 1)
+        self.blocks = nn.Sequential(*[ResBlock1d(dim) for _ in range(blocks)])
+        self.out = nn.Linear(dim * max_len, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1:] != (self.max_len, self.vocab_size):
+            raise ValueError(f"TextDiscriminator: expected (B, {self.max_len}, {self.vocab_size}) token "
+                             f"distributions, got {tuple(x.shape)}")
+        h = self.blocks(self.inp(x.transpose(1, 2)))  # (B, L, V) -> (B, V, L) -> (B, dim, L)
+        return self.out(h.flatten(1)).squeeze(1)  # (B, dim * L) -> (B,)
+
+
+def decode_samples(probs: torch.Tensor, temperature: float | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Token probabilities (B, L, V) -> indices (B, L): the argmax, or a draw from probs^(1/T) renormalised."""
+    if temperature is None:
+        return probs.argmax(-1)
+    if temperature <= 0:
+        raise ValueError(f"temperature: must be positive (or None for the argmax), got {temperature}")
+    if generator is None:
+        raise ValueError("decode_samples: sampling at a temperature needs a torch.Generator")
+    b, n, v = probs.shape
+    logits = torch.log(probs.double().clamp_min(1e-30)) / temperature  # (B, L, V)
+    p = torch.softmax(logits, dim=-1).reshape(b * n, v)  # (B * L, V)
+    return torch.multinomial(p, 1, generator=generator).view(b, n)
+
+
+class CharLSTM(nn.Module):
+    """An autoregressive LSTM language model over token indices; index 0 (end) also starts every line."""
+
+    def __init__(self, vocab_size: int, dim: int = 128, layers: int = 1, max_len: int = 64):
+        super().__init__()
+        _check_sizes(vocab_size, max_len, dim, 1)
+        self.vocab_size, self.max_len = vocab_size, max_len
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.lstm = nn.LSTM(dim, dim, layers, batch_first=True)
+        self.head = nn.Linear(dim, vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, L, V) for each position of end-padded rows (B, L), given the tokens before it."""
+        start = torch.zeros_like(tokens[:, :1])  # (B, 1): the end token doubles as the start
+        h, _ = self.lstm(self.embed(torch.cat([start, tokens[:, :-1]], dim=1)))  # (B, L, dim)
+        return self.head(h)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n end-padded rows (n, max_len) drawn token by token at `temperature`."""
+        if generator is None:
+            raise ValueError("CharLSTM.sample needs a torch.Generator")
+        if temperature <= 0:
+            raise ValueError(f"temperature: must be positive, got {temperature}")
+        device = self.head.weight.device
+        out = torch.zeros(n, self.max_len, dtype=torch.long, device=device)  # (n, L)
+        tok = torch.zeros(n, 1, dtype=torch.long, device=device)  # (n, 1) the start token
+        done = torch.zeros(n, dtype=torch.bool, device=device)
+        state = None
+        for t in range(self.max_len):
+            h, state = self.lstm(self.embed(tok), state)  # (n, 1, dim)
+            p = torch.softmax(self.head(h[:, 0]).double() / temperature, dim=-1)  # (n, V)
+            nxt = torch.multinomial(p, 1, generator=generator)[:, 0]  # (n,)
+            nxt = nxt.masked_fill(done, 0)
+            out[:, t] = nxt
+            done |= nxt == 0
+            if done.all():
+                break
+            tok = nxt[:, None]
+        return out
+
+
+def sequence_nll(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean nats per token of end-padded rows (B, L) under logits (B, L, V), up to and including the first end."""
+    # position t counts while no end token came before it
+    before = torch.cumsum((tokens == 0).long(), dim=1) - (tokens == 0).long()  # (B, L) ends strictly before t
+    mask = (before == 0).float()
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, L)
+    return (nll * mask).sum() / mask.sum()
