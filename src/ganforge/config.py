@@ -39,7 +39,15 @@ class DataConfig:
     std: float = 1.0  # gaussian-1d: target standard deviation
     mode_std: float = 0.0  # ring-8 / grid-25: std of each mode (0 = the benchmark's own value)
     n: int = 0  # toy datasets: number of training points (0 = 100,000)
-    limit: int = 0  # keep only the first `limit` examples of an image dataset (0 = all)
+    limit: int = 0  # keep only a fixed random subset of this many examples (0 = all)
+    path: str = ""  # your data: a folder or .zip of images, or a .npy/.npz array ('' = the built-in data.name)
+    resolution: int = 0  # images from a path: side in pixels (0 = smallest power of 2 >= the median side, max 128)
+    fit: str = "crop"  # images from a path that are not square: crop (centre), resize (squash) or pad (white)
+    channels: str = "auto"  # images from a path: auto (1 if all gray, else 3), 1, 3 or 4 (keep transparency)
+    labels: str = "none"  # images from a folder: none, or folders (first-level subfolder names are the classes)
+    labels_key: str = ""  # .npz arrays: the labels array ('' = 'labels' or 'y' when present)
+    cache: str = "~/.cache/ganforge/datasets"  # decoded images are kept here as uint8 ('' = no cache)
+    max_memory: float = 2.0  # GiB: data larger than this as float32 is streamed from the uint8 cache
 
 
 @dataclass
@@ -102,6 +110,7 @@ class TrainConfig:
     augment: str = ""  # DiffAugment policy on D's inputs, real and fake, e.g. "color,translation,cutout"
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, real and fake (0 = off)
     instance_noise_steps: int = 0  # decay instance_noise linearly to 0 over this many steps (0 = constant)
+    xflip: bool = False  # images: flip each real image left-right with probability 1/2 (on the fly)
     seed: int = 0  # seeds torch, data order and the fixed sample noise
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, auto
     precision: str = "fp32"  # fp32 or bf16 (autocast; weights stay fp32)
@@ -151,12 +160,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "progress": ("auto", "bar", "lines", "none"),
     "lr_decay": ("none", "linear", "cosine"),
+    "data.fit": ("crop", "resize", "pad"),  # full paths where a field name is used twice
+    "data.channels": ("auto", "1", "3", "4"),
+    "data.labels": ("none", "folders"),
 }
-POSITIVE = {"batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack", "reg_every",
-            "latent_std"}
+POSITIVE = {"max_memory", "batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack",
+            "reg_every", "latent_std"}
 NON_NEGATIVE = {"steps", "epochs", "every", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr", "gamma",
                 "aux_weight", "instance_noise", "instance_noise_steps", "latent_components",
-                "blocks"}
+                "blocks", "resolution"}
+INT_AS_STR = {"data.channels"}  # string fields that also take a number (data.channels = 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,6 +204,8 @@ def _coerce(path: str, typ: Any, value: Any) -> Any:
             raise ConfigError(f"{path}: expected true or false, got {value!r}")
         return value
     if typ is str:
+        if path in INT_AS_STR and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
         return value
@@ -219,8 +234,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> An
 
 
 def _check_value(path: str, key: str, value: Any) -> None:
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{path}: '{value}' is not one of {', '.join(CHOICES[key])}")
+    choices = CHOICES.get(path, CHOICES.get(key))
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{path}: '{value}' is not one of {', '.join(choices)}")
     if key in POSITIVE and value <= 0:
         raise ConfigError(f"{path}: must be positive, got {value}")
     if key in NON_NEGATIVE and value < 0:
@@ -242,7 +258,7 @@ def validate(cfg: Config) -> None:
     """Checks that involve several fields or registries (imported lazily to avoid cycles)."""
     from ganforge import augment, data, losses
 
-    if cfg.data.name not in data.DATASETS:
+    if cfg.data.name not in data.DATASETS and not cfg.data.path:
         names = list(data.DATASETS)
         raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, names))
     if cfg.loss.name not in losses.LOSSES:

@@ -23,6 +23,7 @@ import ganforge
 from ganforge import config
 from ganforge.config import ConfigError
 from ganforge.data import DATASETS, FAMILIES, Dataset, load_dataset
+from ganforge.data.user import check_same_source
 from ganforge.metrics import features as F
 from ganforge.metrics.registry import METRICS, Inputs
 
@@ -46,7 +47,11 @@ def _load_npy(path: str | Path, flag: str) -> torch.Tensor:
 
 def _real_dataset(name: str, cfg: config.Config | None) -> Dataset:
     if name not in DATASETS:
-        raise ConfigError(f"--real: unknown dataset '{name}' (known: {', '.join(DATASETS)}; or a .npy file)")
+        if not Path(name).expanduser().exists():
+            raise ConfigError(f"--real: unknown dataset '{name}'" + config._closest(name, list(DATASETS)).replace(
+                "valid keys", "datasets") + "; or a folder, .zip, .npy or .npz path")
+        over = {"data": {"path": str(name)}}
+        return load_dataset(config.from_dict(over, cfg).data if cfg is not None else config.from_dict(over).data)
     if cfg is None:
         return load_dataset(config.DataConfig(name=name))
     return load_dataset(config.from_dict({"data": {"name": name}}, cfg).data, seed=cfg.train.seed)
@@ -83,6 +88,7 @@ def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, pro
     if run is not None:
         sampler = ganforge.load(run, ema=ema)
         cfg, family = sampler.cfg, sampler.family.name
+        prov["data_source"] = getattr(sampler, "data_source", {})
         if step is not None and step != sampler.step:
             raise ConfigError(f"--step {step}: the run's checkpoint is at step {sampler.step} and only the "
                               f"latest checkpoint is kept; evaluate --step {sampler.step} or omit --step")
@@ -101,20 +107,28 @@ def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, pro
     return fake, labels, (sampler.num_classes if labels is not None else 0), cfg, family
 
 
-def _real(real, cfg: config.Config | None, prov: dict) -> tuple[torch.Tensor, Dataset | None, tuple | None]:
-    """(real samples, the Dataset when known by name, the gaussian-1d target (mean, std)); fills `prov`."""
+def _real(real, cfg: config.Config | None, prov: dict, n: int, seed: int,
+          recorded: dict | None) -> tuple[torch.Tensor, Dataset | None, tuple | None]:
+    """(a seeded subset of min(n, N) real samples in dataset order, the Dataset when known, the gaussian-1d
+    target (mean, std)); fills `prov`. A run trained on user data is checked against its recorded hash."""
     if real is not None and str(real).endswith(".npy"):
         x = _load_npy(real, "--real")
         prov["dataset"] = {"file": str(real), "sha256": _sha256(x)}
-        return x, None, None
-    ds = _real_dataset(str(real), cfg) if real is not None else load_dataset(cfg.data, seed=cfg.train.seed)
-    prov["dataset"] = {"name": ds.name, "sha256": ds.sha256(), "size": len(ds)}
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+        return x[keep.sort().values], None, None
+    if real is not None:
+        ds = _real_dataset(str(real), cfg)
+    else:
+        ds = load_dataset(cfg.data, seed=cfg.train.seed)
+        check_same_source(recorded or {}, ds, "ganforge eval")
+    prov["dataset"] = {"name": ds.name, "sha256": ds.sha256(), "size": len(ds)} | (
+        {"path": ds.source["path"]} if ds.source else {})
     normal = None
     if ds.name == "gaussian-1d":
         d = cfg.data if cfg is not None and cfg.data.name == "gaussian-1d" else config.DataConfig()
         normal = (d.mean, d.std)
         prov["dataset"]["target"] = f"N({d.mean}, {d.std}^2)"
-    return ds.x, ds, normal
+    return ds.subset(n, seed).cpu(), ds, normal
 
 
 def _attach_extractor(inp: Inputs, name: str | None, prov: dict) -> None:
@@ -150,12 +164,10 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
                             "torch_version": torch.__version__, "numpy_version": np.__version__,
                             "scipy_version": scipy.__version__}
     fake, labels, num_classes, cfg, family = _generated(run, samples, n, step, ema, seed, prov)
-    real_x, dataset, normal = _real(real, cfg, prov)
+    real_x, dataset, normal = _real(real, cfg, prov, n, seed, prov.pop("data_source", None))
     if tuple(fake.shape[1:]) != tuple(real_x.shape[1:]) and not (fake.ndim == real_x.ndim == 4):
         raise ConfigError(f"generated samples are shaped {tuple(fake.shape[1:])}, "
                           f"real ones {tuple(real_x.shape[1:])}")
-    keep = torch.randperm(len(real_x), generator=torch.Generator().manual_seed(seed))[:n]
-    real_x = real_x[keep.sort().values]  # (min(n, N_real), *shape): a seeded subset, in dataset order
     family = family or (dataset.family.name if dataset is not None else _family_of(tuple(real_x.shape[1:])))
     prov |= {"n_generated": len(fake), "n_real": len(real_x), "data_family": family}
 

@@ -83,7 +83,7 @@ class RunOutput(NullOutput):
         title = f"{run.cfg.preset or run.data.name}, step {run.step}"
         nrow = run.data.num_classes if run.fixed_y is not None else 0
         self.tb.image(run.step, "samples", run.data.family.picture(pictured, path, run.data, run.cfg, title, nrow))
-        stats = {"step": run.step} | doctor.diversity(pictured, run.data.x) | _classes_produced(run, pictured)
+        stats = {"step": run.step} | doctor.diversity(pictured, run.data.subset(512)) | _classes_produced(run, pictured)
         self.record(stats)
 
     def on_checkpoint(self, run: Run, evaluate: bool) -> None:

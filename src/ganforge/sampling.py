@@ -21,6 +21,7 @@ class Sampler:
                  num_classes: int = 0, class_names: list[str] | None = None, data_shape: tuple[int, ...] = ()):
         self.G, self.cfg, self.family, self.step, self.ema = G.eval(), cfg, family, step, ema
         self.num_classes, self.class_names, self.data_shape = num_classes, list(class_names or []), tuple(data_shape)
+        self.data_source: dict = {}  # user data: the path and content hash the run was trained on
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch: int = 1000,
@@ -79,15 +80,17 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
     family, shape = family_from_state(state), tuple(state["data_shape"])
     G = build_generator(cfg.model, shape, family.tanh, num_classes)
     G.load_state_dict(weights)
-    return Sampler(G.to(device), cfg, family, int(state["step"]), used_ema, num_classes, state.get("class_names"),
-                   shape)
+    s = Sampler(G.to(device), cfg, family, int(state["step"]), used_ema, num_classes, state.get("class_names"), shape)
+    s.data_source = state.get("data_source") or {}
+    return s
 
 
 def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     """Write the generator alone (EMA weights when kept) with its config in the file's metadata."""
     s = load(run, ema=ema)
     state = {"config": config.to_dict(s.cfg), "step": s.step, "ema": s.ema, "family": s.family.name,
-             "num_classes": s.num_classes, "class_names": s.class_names, "data_shape": list(s.data_shape)}
+             "num_classes": s.num_classes, "class_names": s.class_names, "data_shape": list(s.data_shape),
+             "data_source": s.data_source}
     meta = {"format": checkpoint.EXPORT_FORMAT, "schema": str(checkpoint.SCHEMA), "state": json.dumps(state)}
     checkpoint.atomic_save(s.G.state_dict(), out, meta)
     return Path(out)

@@ -23,6 +23,8 @@ from ganforge import checkpoint, config, rng
 from ganforge.augment import diff_augment, instance_noise, noise_std
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, family_from_state, load_dataset
+from ganforge.data.batches import InMemoryBatches, StreamedBatches
+from ganforge.data.user import check_same_source
 from ganforge.losses import GANLoss, make_loss
 from ganforge.models import build_discriminator, build_generator
 from ganforge.models.conditional import fixed_labels
@@ -44,6 +46,7 @@ class Run:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     sampler: IndexSampler
+    batches: InMemoryBatches  # real batches drawn by `sampler` (in memory, or StreamedBatches from disk)
     fixed_z: torch.Tensor  # (num_samples, z_dim): the same latent points pictured at every interval
     device: torch.device
     total: int  # G updates to reach
@@ -99,6 +102,8 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     device = resolve_device(cfg.train.device)
     data = (data or load_dataset(cfg.data, seed=cfg.train.seed)).to(device)
     family = data.family
+    if cfg.train.xflip and not family.augmentable:
+        raise ConfigError(f"train.xflip: flips need image data; {data.name} is {family.name} data")
     if cfg.model.conditional != "none" and (data.y is None or data.num_classes < 2):
         raise ConfigError(f"model.conditional: '{cfg.model.conditional}' needs labelled data; "
                           f"{data.name} has no labels")
@@ -114,9 +119,14 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     fixed_z = torch.randn(family.picture_count(cfg), cfg.model.z_dim, generator=gen).to(device)
     fixed_y = fixed_labels(len(fixed_z), data.num_classes, device) if cfg.model.conditional != "none" else None
     out = Path(out or cfg.train.out or default_out(cfg))
+    streams = rng.RunRandom(cfg.train.seed, device)
+    sampler = IndexSampler(len(data), cfg.train.batch_size, device if not data.streamed else "cpu", cfg.train.seed)
+    if data.streamed:
+        batches = StreamedBatches(data, sampler, streams, cfg.train.xflip, device=device)
+    else:
+        batches = InMemoryBatches(data, sampler, streams, cfg.train.xflip)
     return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
-               IndexSampler(len(data), cfg.train.batch_size, device, cfg.train.seed), fixed_z, device,
-               config.total_steps(cfg, len(data)), rng.RunRandom(cfg.train.seed, device), fixed_y)
+               sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -134,6 +144,7 @@ def save_run(run: Run, path: Path | None = None) -> Path:
     state = {"config": config.to_dict(run.cfg), "step": run.step, "opt_g": og_json, "opt_d": od_json,
              "sampler": run.sampler.state(), "data_shape": list(run.data.shape), "family": run.data.family.name,
              "num_classes": run.data.num_classes, "class_names": run.data.class_names,
+             "data_source": run.data.source,
              "ganforge_version": ganforge.__version__, "torch_version": torch.__version__}
     path = path or run.out / CHECKPOINT
     checkpoint.save(path, tensors, state)
@@ -164,6 +175,7 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
     family_from_state(state)
     cfg = config.apply_overrides(config.from_dict(state["config"]), overrides or [])
     run = build(cfg, out=run_dir)
+    check_same_source(state.get("data_source") or {}, run.data, "--resume")
     restore_run(run, tensors, state)
     return run
 
@@ -225,8 +237,8 @@ def _noise_and_labels(run: Run, r: Recipe) -> tuple[torch.Tensor, torch.Tensor |
 def d_step(run: Run, r: Recipe, std: float, i: int, grad_norm: bool) -> dict:
     """One D update: a real batch against detached fakes (labels for G uniform over the classes)."""
     cfg, D = run.cfg, run.D
-    idx = run.sampler.next()
-    real, y_real = run.data.x[idx], (run.data.y[idx] if r.labels else None)  # (B, *shape), (B,)
+    real, y_real = run.batches.next()  # (B, *shape), (B,) or None
+    y_real = y_real if r.labels else None
     z, y_fake = _noise_and_labels(run, r)
     with r.autocast:
         with torch.no_grad():

@@ -40,12 +40,22 @@ def family_from_state(state: dict) -> Family:
 
 
 def load_dataset(cfg, seed: int = 0) -> Dataset:
-    """Build the dataset named by `cfg.name` (a DataConfig); `limit` keeps a fixed random subset."""
-    ds = DATASETS[cfg.name](cfg, seed)
+    """Build the dataset of `cfg` (a DataConfig): the user's `path`, else the built-in `name`.
+
+    `limit` keeps a fixed random subset.
+    """
+    from ganforge.data.user import load_path
+
+    ds = load_path(cfg) if cfg.path else DATASETS[cfg.name](cfg, seed)
     if 0 < cfg.limit < len(ds):  # random, not the first N: mnist-5k is sorted by label
-        keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[: cfg.limit]
-        ds.x = ds.x[keep]
+        keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[: cfg.limit].sort().values
         ds.y = ds.y[keep] if ds.y is not None else None
+        if ds.streamed:
+            ds.u8 = ds.u8[keep.numpy()]
+        else:
+            ds.x = ds.x[keep]
+        if ds.source:
+            ds.source = ds.source | {"limit": cfg.limit}
     return ds
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ganforge import rng
@@ -14,16 +15,23 @@ from ganforge.data.family import Family
 
 @dataclass
 class Dataset:
-    """A whole dataset as one tensor; images are float NCHW in [-1, 1]."""
+    """A whole dataset: float tensor `x` on the training device, or (streamed) uint8 pixels `u8` on disk.
+
+    Images are float NCHW in [-1, 1]; streamed images are converted batch by batch with the same formula
+    (x / 127.5 - 1), so both paths give identical batches.
+    """
 
     name: str
-    x: torch.Tensor  # (N, *shape) float32
+    x: torch.Tensor | None  # (N, *shape) float32, or None when streamed from `u8`
     y: torch.Tensor | None = None  # (N,) int64 class labels, or None
     family: Family | None = None  # how samples are pictured, measured and written (None: images)
     num_classes: int = 0  # number of label classes (0 = unlabelled)
     class_names: list[str] = field(default_factory=list)  # label index -> name (user folders), or []
     modes: torch.Tensor | None = None  # (M, D) centres of a known Gaussian mixture (toy data)
     mode_std: float = 0.0  # std of each mixture component
+    u8: np.ndarray | None = None  # (N, C, H, W) uint8 pixels (a read-only memmap) when streamed
+    source: dict = field(default_factory=dict)  # user data: {"path", "sha256", ...} recorded with the run
+    report: list[str] = field(default_factory=list)  # how the data was read, for the log
 
     def __post_init__(self):
         if self.family is None:
@@ -32,15 +40,38 @@ class Dataset:
             self.family = IMAGES
 
     def __len__(self) -> int:
-        return self.x.shape[0]
+        return (self.x if self.x is not None else self.u8).shape[0]
+
+    @property
+    def streamed(self) -> bool:
+        return self.x is None
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one example, e.g. (1,) or (1, 28, 28)."""
-        return tuple(self.x.shape[1:])
+        return tuple((self.x if self.x is not None else self.u8).shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device if self.x is not None else torch.device("cpu")
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """Examples `idx` (B,) as float (B, *shape) on the data's device (streamed: read from disk, on CPU)."""
+        if self.x is not None:
+            return self.x[idx.to(self.x.device)]
+        from ganforge.data.images import to_float
+
+        return to_float(self.u8[np.sort(idx.cpu().numpy())])[_unsort(idx.cpu())]
+
+    def subset(self, n: int, seed: int = 0) -> torch.Tensor:
+        """A seeded random subset of min(n, N) examples, in dataset order (float, on the data's device)."""
+        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return self.take(keep.sort().values)
 
     def sha256(self) -> str:
         """Content hash of the data (and labels), for provenance of metrics."""
+        if self.source.get("sha256"):
+            return self.source["sha256"]
         h = hashlib.sha256()
         h.update(self.x.detach().cpu().contiguous().numpy().tobytes())
         if self.y is not None:
@@ -48,10 +79,16 @@ class Dataset:
         return h.hexdigest()
 
     def to(self, device: torch.device | str) -> Dataset:
-        self.x = self.x.to(device)
+        if self.x is not None:
+            self.x = self.x.to(device)
         if self.y is not None:
             self.y = self.y.to(device)
         return self
+
+
+def _unsort(idx: torch.Tensor) -> torch.Tensor:
+    """Positions that put rows read in sorted order back into the order of `idx`."""
+    return torch.argsort(torch.argsort(idx, stable=True), stable=True)
 
 
 class IndexSampler:

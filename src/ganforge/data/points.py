@@ -30,7 +30,7 @@ class Points(Family):
         if values.shape[1] == 1:
             target = (cfg.data.mean, cfg.data.std) if data.name == "gaussian-1d" else (None, None)
             return viz.save_histogram(values, path, *target, title)
-        real = data.x[:2000].cpu().numpy()
+        real = data.take(torch.arange(min(2000, len(data)))).cpu().numpy()
         centres = data.modes.cpu().numpy() if data.modes is not None else None
         return viz.save_scatter(values[:2500], path, real, centres, title)
 

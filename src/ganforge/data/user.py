@@ -1,0 +1,70 @@
+"""The user's own data from a path: a folder or .zip of images, or a .npy/.npz array.
+
+`load_path(cfg)` reads it with the image or array loader, keeps it in memory as float32 when it fits in
+`data.max_memory`, else leaves the uint8 pixels in the memory-mapped cache to be streamed, and records
+where it came from and its content hash so eval and resume can check they see the same data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ganforge.config import ConfigError
+from ganforge.data.arrays import LoadedVectors, load_array
+from ganforge.data.base import Dataset
+from ganforge.data.images import load_image_folder, to_float
+from ganforge.data.images_family import IMAGES
+from ganforge.data.points import POINTS
+
+ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+def what_data_accepts() -> str:
+    """The one-line description of what --data takes."""
+    from ganforge.data import DATASETS
+
+    return (f"a dataset name ({', '.join(DATASETS)}) or a path: a folder or .zip of images "
+            "(PNG, JPEG, WebP, BMP, GIF), or a .npy/.npz array")
+
+
+def load_path(cfg) -> Dataset:
+    """Read `cfg.path` (a DataConfig) into a Dataset of the images or points family."""
+    path = os.path.abspath(os.path.expanduser(cfg.path))
+    if not os.path.exists(path):
+        raise ConfigError(f"--data: '{cfg.path}' does not exist; --data takes {what_data_accepts()}")
+    channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
+    if Path(path).suffix.lower() in ARRAY_SUFFIXES:
+        loaded = load_array(path, labels_key=cfg.labels_key or None, resolution=cfg.resolution, fit=cfg.fit,
+                            channels=channels)
+    elif os.path.isdir(path) or Path(path).suffix.lower() == ".zip":
+        loaded = load_image_folder(path, resolution=cfg.resolution, fit=cfg.fit, channels=channels,
+                                   labels=cfg.labels, cache_dir=cfg.cache or None, use_cache=bool(cfg.cache))
+    else:
+        raise ConfigError(f"--data: '{cfg.path}' is a file ganforge cannot read; --data takes {what_data_accepts()}")
+    y = torch.from_numpy(loaded.y.copy()) if loaded.y is not None else None
+    source = {"path": path, "sha256": loaded.sha256, "n": len(loaded)}
+    common = {"y": y, "num_classes": len(loaded.class_names) if y is not None else 0,
+              "class_names": list(loaded.class_names), "source": source, "report": loaded.describe()}
+    name = Path(path).name
+    if isinstance(loaded, LoadedVectors):
+        return Dataset(name, torch.from_numpy(loaded.x.copy()), family=POINTS, **common)
+    floats = loaded.x.size * 4 / 2**30  # GiB as float32
+    if floats > cfg.max_memory:
+        common["report"] = common["report"] + [
+            f"streaming: {floats:.2f} GiB as float32 is over data.max_memory ({cfg.max_memory:g} GiB); "
+            "batches are read from the uint8 cache by DataLoader workers"]
+        return Dataset(name, None, family=IMAGES, u8=loaded.x, **common)
+    return Dataset(name, to_float(loaded.x), family=IMAGES, **common)
+
+
+def check_same_source(recorded: dict, data: Dataset, what: str) -> None:
+    """A run's recorded data source must still hold the same content (eval, resume)."""
+    if not recorded:
+        return
+    if data.source.get("sha256") != recorded.get("sha256"):
+        raise ConfigError(f"{what}: the data at {recorded.get('path')} changed since this run was trained "
+                          f"(sha256 {recorded.get('sha256', '')[:12]} then, {data.source.get('sha256', '')[:12]} "
+                          "now); restore it, or train a new run on the new data")
