@@ -179,6 +179,7 @@ def test_blur_matches_scipy_mirror_convolution():
     (torch.zeros(4, 1, 32, 32), torch.full((4, 1, 32, 32), float("nan")), {},
      "fake: images contain NaN or infinite values"),
     (torch.zeros(4, 1, 32, 32), None, {"directions": 0}, "directions: must be a positive integer, got 0"),
+    (torch.zeros(4, 1, 32, 32), None, {"patch": 2.5}, "patch: must be a positive integer, got 2.5"),
     (torch.zeros(4, 1, 32, 32), None, {"min_res": 4}, r"min_res: must be an integer >= patch \(7\) and >= 2, got 4"),
 ])
 def test_errors(real, fake, kwargs, message):

@@ -113,6 +113,7 @@ def _sliced_w1_sum(a: torch.Tensor, b: torch.Tensor, dirs: torch.Tensor, pool: T
 
 
 def _as_images(x, name: str) -> torch.Tensor:
+    """Checked float32 CPU images (N, C, S, S) from a tensor or array."""
     x = torch.as_tensor(x).detach().cpu()
     if x.ndim != 4 or 0 in x.shape:
         raise ValueError(f"{name}: expected images (N, C, H, W), got shape {tuple(x.shape)}")
@@ -126,7 +127,7 @@ def _as_images(x, name: str) -> torch.Tensor:
 
 def _random_draws(seed: int, n_real: int, n_fake: int, sizes: list[int], dim: int, descriptors_per_image: int,
                   patch: int, directions: int, repeats: int) -> dict:
-    """Every random choice of one swd call, from one generator: kept images, positions, directions.
+    """Every random choice of one swd call, all seeded by `seed`: kept images, positions, directions.
 
     Returns {"real": indices or None, "fake": indices or None, "positions": [(n, K, 2) per level],
     "directions": [(repeats, dim, directions) per level]}; the larger set keeps a sorted random subset,
@@ -154,9 +155,9 @@ def swd(real, fake, *, descriptors_per_image: int = 128, patch: int = 7, directi
     """
     for arg, v in (("descriptors_per_image", descriptors_per_image), ("patch", patch), ("directions", directions),
                    ("repeats", repeats)):
-        if int(v) != v or v < 1:
+        if not isinstance(v, int) or v < 1:
             raise ValueError(f"{arg}: must be a positive integer, got {v}")
-    if int(min_res) != min_res or min_res < max(patch, 2):
+    if not isinstance(min_res, int) or min_res < max(patch, 2):
         raise ValueError(f"min_res: must be an integer >= patch ({patch}) and >= 2, got {min_res}")
     a, b = _as_images(real, "real"), _as_images(fake, "fake")
     if a.shape[1:] != b.shape[1:]:
