@@ -17,8 +17,8 @@ learned is plain JSON (`to_json`/`from_json`), never pickle.
 
 from __future__ import annotations
 
-import csv
 import codecs
+import csv
 import hashlib
 import importlib.util
 import io
@@ -514,7 +514,7 @@ def _responsibilities(z: np.ndarray, means: np.ndarray, stds: np.ndarray, weight
 
 def _category_codes(s: pd.Series, spec: dict) -> np.ndarray:
     cats = spec["categories"]
-    codes = pd.Categorical(s, categories=pd.Index(cats, dtype=object) if _mixed(cats) else cats).codes.astype(np.int64)
+    codes = pd.Index(cats, dtype=object).get_indexer(s.astype(object)).astype(np.int64)  # -1: missing or unseen
     unknown = (codes < 0) & s.notna().to_numpy()
     if unknown.any():
         raise ConfigError(f"column {spec['name']!r}: value {s[unknown].iloc[0]!r} was not seen when the transform "
@@ -524,10 +524,6 @@ def _category_codes(s: pd.Series, spec: dict) -> np.ndarray:
         raise ConfigError(f"column {spec['name']!r} has missing values but had none when the transform was fitted")
     codes[miss] = len(cats)  # the "missing" category is last
     return codes
-
-
-def _mixed(values: list) -> bool:
-    return len({type(v) for v in values}) > 1
 
 
 def _decode_categorical(block: np.ndarray, spec: dict) -> pd.Series:

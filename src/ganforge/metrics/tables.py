@@ -192,14 +192,14 @@ def _design(dfs: list[pd.DataFrame], features: list[str], kinds: dict[str, str])
     categorical = []
     for j, c in enumerate(features):
         if kinds[c] in NUMERIC_KINDS:
-            for m, df in zip(mats, dfs):
+            for m, df in zip(mats, dfs, strict=True):
                 m[:, j] = _numbers(df[c], kinds[c])
             categorical.append(False)
             continue
         codes, cats = pd.factorize(pd.concat([df[c] for df in dfs], ignore_index=True).astype(object))
         codes = np.where(codes < 0, np.nan, codes.astype(np.float64))  # missing stays missing
         start = 0
-        for m, df in zip(mats, dfs):
+        for m, df in zip(mats, dfs, strict=True):
             m[:, j] = codes[start : start + len(df)]
             start += len(df)
         categorical.append(len(cats) <= 250)  # HGB takes at most max_bins - 1 categories; beyond: ordinal codes
@@ -261,13 +261,13 @@ def _encode(dfs: list[pd.DataFrame], ref: pd.DataFrame, kinds: dict[str, str]) -
             sd = sd if sd > 0 else 1.0
             xs = [_numbers(df[c], kind) for df in dfs]
             has_missing = any(np.isnan(x).any() for x in xs)
-            for out, x in zip(blocks, xs):
+            for out, x in zip(blocks, xs, strict=True):
                 out.append(np.nan_to_num((x - mu) / sd, nan=0.0)[:, None])
                 if has_missing:
                     out.append(np.isnan(x)[:, None].astype(np.float64))
         else:
             cats = pd.Index(pd.unique(ref[c].astype(object)))
-            for out, df in zip(blocks, dfs):
+            for out, df in zip(blocks, dfs, strict=True):
                 codes = cats.get_indexer(df[c].astype(object))  # -1 for a value unseen in ref: all zeros
                 onehot = np.zeros((len(df), len(cats) + 1))
                 onehot[np.arange(len(df)), np.where(codes < 0, len(cats), codes)] = 1.0
