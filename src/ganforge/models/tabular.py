@@ -28,7 +28,8 @@ Tensor = torch.Tensor
 def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator) -> Tensor:
     """Standard Gumbel noise -log(-log U), drawn from `generator` (F.gumbel_softmax would use the global RNG)."""
     u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return -torch.log(-torch.log(u.clamp_min(1e-10)).clamp_min(1e-10))
+    e = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # Exponential(1), never 0
+    return -torch.log(e)
 
 
 class Residual(nn.Module):
