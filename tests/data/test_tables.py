@@ -187,15 +187,18 @@ def test_fit_finds_the_two_modes_of_a_bimodal_column():
     np.testing.assert_allclose(np.asarray(spec["weights"])[big], [0.5, 0.5], atol=0.02)
 
 
-def test_round_trip_restores_names_order_dtypes_and_values():
-    df = mixed_table(600)
-    t = TableTransform().fit(df, KINDS, seed=1)
+def test_round_trip_of_100k_rows_restores_names_order_dtypes_and_values():
+    df = mixed_table(100_000)
+    t = TableTransform().fit(df, KINDS, seed=1, gmm_rows=2_000)
     m = t.transform(df, seed=2)
-    assert m.dtype == np.float32 and m.shape == (600, t.dim)
+    assert m.dtype == np.float32 and m.shape == (100_000, t.dim)
     for s in t.spans:  # every one-hot block has exactly one 1
         if s.kind == "softmax":
             np.testing.assert_array_equal(m[:, s.start : s.start + s.width].sum(1), 1.0)
+    start = time.perf_counter()
     back = t.inverse(m)
+    seconds = time.perf_counter() - start
+    assert seconds < 5.0, f"inverse of 100k rows took {seconds:.1f}s"
     assert list(back.columns) == list(df.columns)
     assert back.dtypes.astype(str).tolist() == df.dtypes.astype(str).tolist()
     clipped = np.zeros(len(df), dtype=bool)
@@ -203,30 +206,26 @@ def test_round_trip_restores_names_order_dtypes_and_values():
         if s.role == "value":
             clipped |= np.abs(m[:, s.start]) >= 0.99  # CTGAN's clip: those values come back clipped
     ok = ~clipped
-    assert ok.mean() > 0.99
+    assert ok.mean() > 0.995
     for c in ("children", "income", "city", "member", "joined", "visits"):
         pd.testing.assert_series_equal(back[c][ok], df[c][ok], check_names=False)
-    np.testing.assert_allclose(back["height"][ok], df["height"][ok], rtol=0, atol=0)  # decimals=1 learned
+    np.testing.assert_array_equal(back["height"][ok], df["height"][ok])  # exact: 1 decimal learned
     np.testing.assert_allclose(back["score"][ok], df["score"][ok], rtol=1e-5, atol=1e-5)
     assert back["score"].isna().equals(df["score"].isna())
 
 
-def test_inverse_of_100k_generated_rows_is_valid_and_fast():
+def test_inverse_of_generated_rows_is_valid():
     df = mixed_table(2000)
     t = TableTransform().fit(df, KINDS, seed=0)
     rng = np.random.default_rng(0)
-    fake = rng.uniform(-1.5, 1.5, (100_000, t.dim))  # like raw G output: any value, argmax decides one-hots
-    start = time.perf_counter()
-    out = t.inverse(fake)
-    seconds = time.perf_counter() - start
-    assert seconds < 5.0, f"inverse of 100k rows took {seconds:.1f}s"
+    out = t.inverse(rng.uniform(-1.5, 1.5, (20_000, t.dim)))  # like raw G output: argmax decides one-hots
     assert out.dtypes.astype(str).tolist() == df.dtypes.astype(str).tolist()
     assert set(out["city"].dropna()) <= {"Oslo", "Lima", "Pune"} and out["city"].isna().any()
     assert set(out["children"]) <= set(df["children"]) and set(out["member"]) <= {True, False}
     for c in ("height", "income", "joined"):
         assert out[c].min() >= df[c].min() and out[c].max() <= df[c].max()
     assert (out["joined"] == out["joined"].dt.normalize()).all()  # the column's step is one day
-    assert out["score"].isna().mean() == pytest.approx(0.5, abs=0.01)  # half the indicators say missing
+    assert out["score"].isna().mean() == pytest.approx(0.5, abs=0.02)  # half the indicators say missing
 
 
 def test_json_round_trip_is_plain_and_identical():

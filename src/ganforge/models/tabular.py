@@ -138,6 +138,7 @@ class ConditionSampler:
 
     CTGAN itself conditions on discrete columns only; modes=True also conditions on numeric columns' modes
     (and missing indicators). Row lists per (span, value) are precomputed once as one sorted index array.
+    Draws happen on the sampler's device (`to`), from a generator on that device.
     """
 
     def __init__(self, transform: TableTransform, train_matrix: np.ndarray, log_frequency: bool = True,
@@ -148,62 +149,70 @@ class ConditionSampler:
         self.n_rows = int(train_matrix.shape[0])
         widths = np.array([s.width for s in self.spans], dtype=np.int64)
         self.cond_dim = int(widths.sum())
-        self.offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)  # each span's first cond slot
-        # value of each row in each conditioning span: (N, S)
-        values = np.stack([train_matrix[:, s.start : s.start + s.width].argmax(axis=1) for s in self.spans], axis=1) \
-            if self.spans else np.zeros((self.n_rows, 0), dtype=np.int64)
-        self.values = torch.from_numpy(values.astype(np.int64))
-        slot = values + self.offsets  # (N, S) global cond slot of each row's value
+        offsets = np.concatenate([[0], np.cumsum(widths)])[: len(widths)].astype(np.int64)  # span's first cond slot
+        self._starts = [int(o) for o in offsets]
+        values = np.zeros((self.n_rows, len(self.spans)), dtype=np.int64)  # (N, S) each row's value per span
+        for k, sp in enumerate(self.spans):
+            values[:, k] = np.asarray(train_matrix[:, sp.start : sp.start + sp.width]).argmax(axis=1)
+        slot = values + offsets  # (N, S) global cond slot of each row's value
         counts = np.bincount(slot.reshape(-1), minlength=self.cond_dim)  # rows per (span, value)
-        # rows grouped by slot: rows_by_slot[first[c] : first[c] + counts[c]] hold value c
-        order = np.argsort(slot.T.reshape(-1), kind="stable")  # over (S, N) flattened: row = index % N
-        self.rows_by_slot = torch.from_numpy(order % max(self.n_rows, 1))
-        self.first = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64))
-        self.counts = torch.from_numpy(counts.astype(np.int64))
+        # rows grouped by slot: rows_by_slot[first[c] : first[c] + counts[c]] are the rows holding value c
+        order = np.argsort(slot.T.reshape(-1), kind="stable")  # over (S, N) flattened, so row = index % N
         freq = np.log(counts + 1.0) if log_frequency else counts.astype(np.float64)
         freq[counts == 0] = 0.0  # never condition on a value no training row has
-        max_w = int(widths.max()) if len(widths) else 0
-        cdf = np.ones((len(self.spans), max_w))  # (S, max_w) cumulative value probabilities per span
-        for i, s in enumerate(self.spans):
-            p = freq[self.offsets[i] : self.offsets[i] + s.width]
-            cdf[i, : s.width] = np.cumsum(p / p.sum())
-            cdf[i, np.flatnonzero(p)[-1] :] = 1.0  # exact 1 from the last possible value on: u < 1 always lands
-        self.cdf = torch.from_numpy(cdf)
+        cdf = np.ones((len(self.spans), int(widths.max(initial=0))))  # (S, max_w) cumulative value probabilities
+        for k, sp in enumerate(self.spans):
+            p = freq[offsets[k] : offsets[k] + sp.width]
+            cdf[k, : sp.width] = np.cumsum(p / p.sum())
+            cdf[k, np.flatnonzero(p)[-1] :] = 1.0  # exactly 1 from the last possible value on: u < 1 lands there
+        self._t = {
+            "offsets": torch.from_numpy(offsets), "values": torch.from_numpy(values),
+            "rows_by_slot": torch.from_numpy(order % max(self.n_rows, 1)),
+            "first": torch.from_numpy(np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)),
+            "counts": torch.from_numpy(counts.astype(np.int64)), "cdf": torch.from_numpy(cdf),
+        }
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> ConditionSampler:
+        """Move the lookup tables to `device` (draws then need a generator on that device); returns self."""
+        self.device = torch.device(device)
+        self._t = {k: v.to(self.device) for k, v in self._t.items()}
+        return self
 
     def sample(self, batch: int, generator: torch.Generator) -> CondBatch:
         """A span uniformly, a value by (log-)frequency, and a real row holding it, for each of `batch` rows."""
-        n_spans = len(self.spans)
+        t, dev, n_spans = self._t, self.device, len(self.spans)
         if n_spans == 0:
-            idx = torch.randint(self.n_rows, (batch,), generator=generator)
-            empty = torch.zeros(batch, 0)
-            return CondBatch(empty, empty, torch.zeros(batch, dtype=torch.long), torch.zeros(batch, dtype=torch.long),
-                             idx)
-        span = torch.randint(n_spans, (batch,), generator=generator)
-        u = torch.rand(batch, 1, generator=generator, dtype=torch.float64)
-        value = (self.cdf[span] < u).sum(dim=1)  # inverse CDF: (B,)
-        slot = torch.from_numpy(self.offsets)[span] + value
-        pick = (torch.rand(batch, generator=generator, dtype=torch.float64) * self.counts[slot]).long()
-        real_idx = self.rows_by_slot[self.first[slot] + torch.minimum(pick, self.counts[slot] - 1)]  # (B,)
+            idx = torch.randint(self.n_rows, (batch,), generator=generator, device=dev)
+            none, empty = torch.zeros(batch, dtype=torch.long, device=dev), torch.zeros(batch, 0, device=dev)
+            return CondBatch(empty, empty, none, none, idx)
+        span = torch.randint(n_spans, (batch,), generator=generator, device=dev)
+        u = torch.rand(batch, 1, generator=generator, dtype=torch.float64, device=dev)
+        value = (t["cdf"][span] < u).sum(dim=1)  # inverse CDF: (B,)
+        slot = t["offsets"][span] + value
+        count = t["counts"][slot]
+        pick = (torch.rand(batch, generator=generator, dtype=torch.float64, device=dev) * count).long()
+        real_idx = t["rows_by_slot"][t["first"][slot] + torch.minimum(pick, count - 1)]  # (B,)
         return CondBatch(self._one_hot(slot), F.one_hot(span, n_spans).float(), span, value, real_idx)
 
     def sample_original(self, batch: int, generator: torch.Generator) -> Tensor:
         """Condition vectors for generation (B, cond_dim): a random span at a random training row's value."""
         if not self.spans:
-            return torch.zeros(batch, 0)
-        span = torch.randint(len(self.spans), (batch,), generator=generator)
-        row = torch.randint(self.n_rows, (batch,), generator=generator)
-        return self._one_hot(torch.from_numpy(self.offsets)[span] + self.values[row, span])
+            return torch.zeros(batch, 0, device=self.device)
+        span = torch.randint(len(self.spans), (batch,), generator=generator, device=self.device)
+        row = torch.randint(self.n_rows, (batch,), generator=generator, device=self.device)
+        return self._one_hot(self._t["offsets"][span] + self._t["values"][row, span])
 
     def sample_cond_for(self, column: str, value: Any, batch: int = 1) -> Tensor:
         """The fixed condition vector (batch, cond_dim) for `column == value` (--where column=value)."""
         index = self.transform.category_index(column, value)  # ConfigError for unknown column/value
-        i = next((k for k, s in enumerate(self.spans) if s.column == column and s.role == "category"), None)
-        if i is None:
+        k = next((k for k, s in enumerate(self.spans) if s.column == column and s.role == "category"), None)
+        if k is None:
             raise ConfigError(f"column {column!r} is not a conditioning column")
-        slot = int(self.offsets[i]) + index
-        if int(self.counts[slot]) == 0:
+        slot = self._starts[k] + index
+        if int(self._t["counts"][slot]) == 0:
             raise ConfigError(f"no training row has {column}={value!r}; cannot condition on it")
-        return self._one_hot(torch.full((batch,), slot, dtype=torch.long))
+        return self._one_hot(torch.full((batch,), slot, dtype=torch.long, device=self.device))
 
     def _one_hot(self, slot: Tensor) -> Tensor:
         return F.one_hot(slot, self.cond_dim).float()  # (B, cond_dim)
@@ -214,7 +223,7 @@ class ConditionSampler:
             return fake_logits.new_zeros(())
         losses = []
         for i, s in enumerate(self.spans):
-            o = int(self.offsets[i])
+            o = self._starts[i]
             target = cond[:, o : o + s.width].argmax(dim=1)  # (B,)
             losses.append(F.cross_entropy(fake_logits[:, s.start : s.start + s.width], target, reduction="none"))
         return (torch.stack(losses, dim=1) * mask).sum() / fake_logits.shape[0]  # (B, S) masked
