@@ -44,7 +44,7 @@ KINDS = {"height": "continuous", "children": "categorical", "income": "integer",
 
 def test_read_csv_tsv_txt_give_the_same_table(tmp_path):
     df = pd.DataFrame({"a": [1.5, 2.5, 3.5], "b": ["x", "y", "x"], "c": [1, 2, 3]})
-    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_csv(tmp_path / "t.csv", index=False, encoding="utf-8-sig")  # with a byte-order mark, as Excel writes
     df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
     df.to_csv(tmp_path / "t.txt", sep=";", index=False)
     for name in ("t.csv", "t.tsv", "t.txt"):
@@ -75,6 +75,7 @@ def test_read_table_parses_date_text(tmp_path):
     ("empty.csv", b"", "is empty"),
     ("header.csv", b"a,b\n", "has no data rows"),
     ("one.csv", b"a,b\n1,2\n", "has only 1 data row"),
+    ("ragged.csv", b"a,b\n1,2\n3,4,5\n", "cannot be read as a .csv table .Error tokenizing data"),
     ("hole.csv", b"a,b\n1,\n2,\n", "column 'b' has no values"),
     ("t.xlsx", b"a,b\n1,2\n3,4\n", "unknown table extension '.xlsx'"),
     ("fake.parquet", b"a,b\n1,2\n", "not a Parquet file"),
@@ -226,6 +227,28 @@ def test_inverse_of_generated_rows_is_valid():
         assert out[c].min() >= df[c].min() and out[c].max() <= df[c].max()
     assert (out["joined"] == out["joined"].dt.normalize()).all()  # the column's step is one day
     assert out["score"].isna().mean() == pytest.approx(0.5, abs=0.02)  # half the indicators say missing
+
+
+def test_round_trip_of_pandas_extension_dtypes():
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({
+        "size": pd.Categorical(rng.choice(["S", "M", "L"], n), categories=["S", "M", "L"], ordered=True),
+        "ts": pd.Timestamp("2024-03-01", tz="Europe/Oslo") + pd.to_timedelta(rng.integers(0, 10**6, n), unit="s"),
+        "ok": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+    })
+    df.loc[:20, "ok"] = pd.NA
+    kinds = infer_kinds(df)
+    assert kinds == {"size": "categorical", "ts": "datetime", "ok": "categorical"}
+    t = TableTransform.from_json(json.loads(json.dumps(TableTransform().fit(df, kinds).to_json())))
+    m = t.transform(df)
+    back = t.inverse(m)
+    assert back.dtypes.astype(str).tolist() == df.dtypes.astype(str).tolist()
+    assert back["size"].cat.ordered and list(back["size"].cat.categories) == ["S", "M", "L"]
+    pd.testing.assert_series_equal(back["size"], df["size"])
+    pd.testing.assert_series_equal(back["ok"], df["ok"])
+    ok = np.abs(m[:, t.spans[1].start]) < 0.99
+    pd.testing.assert_series_equal(back["ts"][ok], df["ts"][ok])  # whole seconds: exact
 
 
 def test_json_round_trip_is_plain_and_identical():

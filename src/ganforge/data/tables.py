@@ -127,7 +127,7 @@ def _read_text(path: Path, ext: str) -> pd.DataFrame:
                           "save the table as UTF-8") from None
     sep = TEXT_SEPARATORS.get(ext) or _sniff(text, path)
     try:
-        return pd.read_csv(path, sep=sep)
+        return pd.read_csv(path, sep=sep, encoding="utf-8-sig")  # -sig: drop a byte-order mark (Excel writes one)
     except pd.errors.EmptyDataError:
         raise ConfigError(f"{path}: is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:

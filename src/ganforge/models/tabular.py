@@ -40,6 +40,7 @@ class Residual(nn.Module):
         self.fc, self.bn = nn.Linear(i, o), nn.BatchNorm1d(o)
 
     def forward(self, x: Tensor) -> Tensor:
+        """(B, i) -> (B, o + i)."""
         return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)  # (B, o + i)
 
 
