@@ -531,7 +531,7 @@ def _decode_categorical(block: np.ndarray, spec: dict) -> pd.Series:
     idx = block.argmax(axis=1)  # (N,)
     values = np.empty(len(cats) + 1, dtype=object)
     values[: len(cats)] = cats
-    values[len(cats)] = None  # the missing category, when there is one
+    values[len(cats)] = np.nan  # the missing category, when there is one (NaN as read_csv gives)
     out = values[idx]
     if spec["dtype"] == "category":
         return pd.Series(pd.Categorical(out, categories=cats, ordered=spec["ordered"]))
