@@ -1,6 +1,8 @@
 """Feature extractors: the shipped digit classifier (sha-checked, accurate on unseen digits), conversions."""
 
 import hashlib
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -97,3 +99,61 @@ def test_inception_without_torch_fidelity_is_a_clear_error():
             F.InceptionV3Features()
     else:
         pytest.skip("torch-fidelity is installed")
+
+
+class _FakeInception(torch.nn.Module):
+    """Stands in for torch-fidelity's FeatureExtractorInceptionV3 and records what it is given."""
+
+    calls: list = []
+
+    def __init__(self, name, features_list, weights_path=None):
+        super().__init__()
+        self.made_with = (name, features_list, weights_path)
+        self.w = torch.nn.Parameter(torch.zeros(()))  # the extractor reads its device off a parameter
+
+    def forward(self, x):
+        _FakeInception.calls.append(x.clone())
+        flat = x.float().flatten(1)  # (N, 3 * H * W)
+        return flat[:, :2048], flat[:, :1008] + 1
+
+
+@pytest.fixture
+def fake_fidelity(monkeypatch):
+    pkg, sub = types.ModuleType("torch_fidelity"), types.ModuleType("torch_fidelity.feature_extractor_inceptionv3")
+    sub.FeatureExtractorInceptionV3 = _FakeInception
+    pkg.feature_extractor_inceptionv3 = sub
+    monkeypatch.setitem(sys.modules, "torch_fidelity", pkg)
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", sub)
+    _FakeInception.calls = []
+    return _FakeInception
+
+
+def test_inception_gets_uint8_at_native_size(fake_fidelity, digits):
+    x = digits[0][:5]  # (5, 1, 28, 28) in [-1, 1]
+    net = F.InceptionV3Features()
+    assert net.net.made_with == ("inception-v3-compat", ["2048", "logits_unbiased"], None)
+    feats = net.features(x, batch=2)
+    calls = fake_fidelity.calls
+    assert [tuple(c.shape) for c in calls] == [(2, 3, 28, 28), (2, 3, 28, 28), (1, 3, 28, 28)]
+    assert all(c.dtype == torch.uint8 for c in calls)
+    want = ((x + 1) * 127.5).round().to(torch.uint8).repeat(1, 3, 1, 1)  # gray -> RGB by repeat
+    assert torch.equal(torch.cat(calls), want)
+    torch.testing.assert_close(feats, want.float().flatten(1)[:, :2048], rtol=0, atol=0)
+    torch.testing.assert_close(net.logits(x), want.float().flatten(1)[:, :1008] + 1, rtol=0, atol=0)
+
+
+def test_inception_conversion_text_says_what_is_done(fake_fidelity):
+    net = F.InceptionV3Features()
+    resize = "resized to 299x299 by torch-fidelity's interpolate_bilinear_2d_like_tensorflow1x"
+    assert net.prepare(torch.zeros(2, 1, 28, 28))[1] == (
+        f"gray->3 channels by repeat; uint8 round((clamp(x, -1, 1) + 1) * 127.5) at native 28x28; {resize}")
+    y, how = net.prepare(np.full((2, 3, 32, 32), 2.0, dtype=np.float32))  # numpy, out of range: clamped
+    assert how == f"uint8 round((clamp(x, -1, 1) + 1) * 127.5) at native 32x32; {resize}"
+    assert y.dtype == torch.uint8 and y.shape == (2, 3, 32, 32) and int(y.min()) == 255
+    with pytest.raises(ValueError, match="images: cannot convert 4 channels to 3"):
+        net.prepare(torch.zeros(1, 4, 32, 32))
+
+
+def test_convert_images_can_keep_the_native_size():
+    y, how = F.convert_images(torch.zeros(2, 1, 20, 24), 3, None)
+    assert y.shape == (2, 3, 20, 24) and how == "gray->3 channels by repeat"

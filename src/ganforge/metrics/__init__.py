@@ -2,6 +2,7 @@
 
     import ganforge.metrics as M
     M.fid(feats_a, feats_b); M.kid(feats_a, feats_b); M.w1(a, b); M.mode_stats(x, centres, std)
+    M.swd(real_images, fake_images)  # on images directly, no pretrained network
 
 Inputs are torch tensors or numpy arrays; every metric computes in float64 and returns plain floats.
 """
@@ -28,6 +29,7 @@ from ganforge.metrics.images import (
 )
 from ganforge.metrics.lowdim import energy_distance, ks, mmd_rbf, moments_error, w1, w1_normal
 from ganforge.metrics.modes import mode_stats
+from ganforge.metrics.swd import swd
 
 # name (as given to `ganforge eval --metrics`) -> function
 METRICS: dict[str, Callable] = {
@@ -44,9 +46,10 @@ METRICS: dict[str, Callable] = {
     "dc": density_coverage,
     "classes": class_stats,
     "cond_acc": conditional_accuracy,
+    "swd": swd,
 }
 
 __all__ = ["METRICS", "DigitClassifier", "FeaturesUnavailable", "InceptionV3Features", "class_stats",
            "conditional_accuracy", "convert_images", "density_coverage", "energy_distance", "fid",
            "frechet_distance", "kid", "ks", "load_digit_classifier", "mmd_rbf", "mode_stats", "moments_error",
-           "precision_recall", "w1", "w1_normal"]
+           "precision_recall", "swd", "w1", "w1_normal"]

@@ -3,7 +3,8 @@
 Every extractor is an nn.Module with `.name`, `.sha256` (of its weights file, or None), `.features(x)`
 -> (N, F) and, where it has them, `.logits(x)` -> (N, C). Inputs are images NCHW in [-1, 1]; both
 methods run in eval mode, without gradients, in batches. `prepare(x)` converts other sizes or channel
-counts explicitly and returns a string saying what it did, for the provenance of the numbers.
+counts explicitly and returns a string saying what it did, for the provenance of the numbers (Inception
+gets uint8 at the native size and is resized by torch-fidelity, as the FID standard does).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ class FeaturesUnavailable(RuntimeError):
     """A feature extractor's package or weights are missing; the message says what to install or fetch."""
 
 
-def convert_images(x: torch.Tensor, channels: int, size: int) -> tuple[torch.Tensor, str]:
+def convert_images(x: torch.Tensor, channels: int, size: int | None) -> tuple[torch.Tensor, str]:
     """Bring images (N, C, H, W) to `channels` x `size` x `size`: gray->RGB by repeat, bilinear resize.
 
-    Returns the images and a description of the conversion ('' when none was needed).
+    size=None keeps the native size. Returns the images and a description of the conversion ('' when
+    none was needed).
     """
     if x.ndim != 4:
         raise ValueError(f"images: expected (N, C, H, W), got shape {tuple(x.shape)}")
@@ -50,7 +52,7 @@ def convert_images(x: torch.Tensor, channels: int, size: int) -> tuple[torch.Ten
             steps.append("RGB->gray by channel mean")
         else:
             raise ValueError(f"images: cannot convert {x.shape[1]} channels to {channels}")
-    if x.shape[2:] != (size, size):
+    if size is not None and x.shape[2:] != (size, size):
         steps.append(f"resized {x.shape[2]}x{x.shape[3]}->{size}x{size} (bilinear)")
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x, "; ".join(steps)
@@ -169,7 +171,9 @@ class InceptionV3Features(Extractor):
     """
 
     name = "inception-v3-compat"
-    channels, size = 3, 299
+    channels, size = 3, 299  # size is the network's input; torch-fidelity resizes to it, not ganforge
+    # what torch-fidelity does to the uint8 images it is given (FeatureExtractorInceptionV3.forward)
+    RESIZE = "resized to 299x299 by torch-fidelity's interpolate_bilinear_2d_like_tensorflow1x"
 
     def __init__(self, weights_path: str | None = None):
         super().__init__()
@@ -189,14 +193,23 @@ class InceptionV3Features(Extractor):
             ) from None
         self.sha256 = _file_sha256(weights_path) if weights_path else None
 
-    def _uint8(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # torch-fidelity takes 0..255
+    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """[-1, 1] images -> uint8 (N, 3, H, W) at their native size, as the FID standard feeds the network.
+
+        Resizing here (e.g. torch's bilinear to 299) would differ from torch-fidelity's TF1-compatible
+        resize by several grey levels and give FIDs comparable to no one else's.
+        """
+        x, how = convert_images(torch.as_tensor(x).float(), self.channels, None)
+        x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (N, 3, H, W); torch-fidelity takes 0..255
+        steps = [how] if how else []
+        steps += [f"uint8 round((clamp(x, -1, 1) + 1) * 127.5) at native {x.shape[2]}x{x.shape[3]}", self.RESIZE]
+        return x, "; ".join(steps)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self._uint8(x))[0]
+        return self.net(x)[0]
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self._uint8(x))[1]
+        return self.net(x)[1]
 
 
 def _file_sha256(path: str) -> str:
