@@ -110,6 +110,7 @@ class RunLock:
 
     @property
     def held(self) -> bool:
+        """Whether this RunLock holds the folder now."""
         return self._token is not None
 
     def acquire(self) -> RunLock:
