@@ -409,6 +409,9 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     with pytest.raises(NonFiniteError, match="tensor h holds NaN values"):
         checkpoint.save(tmp_path / "x.safetensors", half, STATE)
     assert not (tmp_path / "x.safetensors").exists()
+    big = {"h": torch.full((4,), 60000.0, dtype=torch.float16)}  # finite values whose float16 sum overflows
+    checkpoint.save(tmp_path / "x.safetensors", big, STATE)
+    _assert_same(checkpoint.load(tmp_path / "x.safetensors")[0], big)
 
 
 def test_saved_files_get_the_usual_permissions(tmp_path):

