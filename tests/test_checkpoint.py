@@ -193,6 +193,9 @@ def test_check_tensors_names_the_first_problem():
 @pytest.mark.parametrize(("state_text", "problem"), [
     ('{"step": 5,', "'state' is not valid JSON: Expecting property name enclosed in double quotes at char 11"),
     ("[1, 2]", "'state' is a JSON list, not an object"),
+    ('{"step": ' + "9" * 5000 + "}", "'state' is not valid JSON: Exceeds the limit (4300 digits) for integer string "
+                                    "conversion: value has 5000 digits"),
+    ("[" * 100_000, "'state' is not valid JSON: nested too deeply"),
     (json.dumps({k: v for k, v in STATE.items() if k != "config"}),
      "state has no 'config', which every training checkpoint has"),
     (json.dumps(STATE | {"step": "x"}), "state 'step' is \"x\", expected an integer"),

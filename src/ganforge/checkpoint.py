@@ -116,12 +116,27 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _show(name: object) -> str:
+    """A name from a file, quoted, on one line and at most about 80 characters."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:60] + "..." + text[-16:]
+
+
+def _json_problem(e: ValueError | RecursionError) -> str:
+    """Why json.loads refused a text, in a few words (it also raises plain ValueError and RecursionError)."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"{e.msg} at char {e.pos}"
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    return _one_line(str(e).split(";")[0])[:120]
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) < len(pairs):  # json.loads would silently keep the last of two same-named entries
         seen: set[str] = set()
         twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise _Damaged(f"is corrupt (its header names {_one_line(twice)[:60]!r} twice)")
+        raise _Damaged(f"is corrupt (its header names {_show(twice)} twice)")
     return out
 
 
@@ -132,22 +147,25 @@ def _is_count(x: Any) -> bool:
 def _parse_entry(name: str, info: Any, data_len: int) -> _Entry:
     """Check one header entry against the data area's size; a bad entry raises _Damaged."""
     if not isinstance(info, dict) or {"dtype", "shape", "data_offsets"} - set(info):
-        raise _Damaged(f"is corrupt (tensor {name!r} lacks dtype, shape or data_offsets)")
+        raise _Damaged(f"is corrupt (tensor {_show(name)} lacks dtype, shape or data_offsets)")
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if dtype not in DTYPES:
-        raise _Damaged(f"is corrupt or uses an unsupported dtype (tensor {name!r} has dtype {_one_line(dtype)!r})")
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise _Damaged(f"is corrupt (tensor {name!r} has shape {_one_line(shape)[:60]}, not a list of sizes)")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise _Damaged(f"is corrupt or uses an unsupported dtype (tensor {_show(name)} has dtype "
+                       f"{_show(str(dtype))})")
+    # sizes below 2**63 (and at most 64 of them) keep the byte count below a 4,100-bit product
+    if not (isinstance(shape, list) and len(shape) <= 64 and all(_is_count(d) and d < 2**63 for d in shape)):
+        raise _Damaged(f"is corrupt (tensor {_show(name)} has shape {_one_line(shape)[:60]}, not a list of sizes)")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
             and offsets[0] <= offsets[1]):
-        raise _Damaged(f"is corrupt (tensor {name!r} has data_offsets {_one_line(offsets)[:60]})")
+        raise _Damaged(f"is corrupt (tensor {_show(name)} has data_offsets {_one_line(offsets)[:60]})")
     begin, end = offsets
     need = math.prod(shape) * DTYPES[dtype].itemsize
     if end - begin != need:
-        raise _Damaged(f"is corrupt (tensor {name!r}: {dtype} of shape {shape} needs {need} bytes, "
-                       f"its data_offsets span {end - begin})")
+        raise _Damaged(f"is corrupt (tensor {_show(name)}: {dtype} of shape {_one_line(shape)[:60]} needs "
+                       f"{need} bytes, its data_offsets span {end - begin})")
     if end > data_len:
-        raise _Damaged(f"is corrupt (truncated: tensor {name!r} ends at byte {end} of a data area of {data_len})")
+        raise _Damaged(f"is corrupt (truncated: tensor {_show(name)} ends at byte {end} of a data area of "
+                       f"{data_len})")
     return _Entry(name, dtype, tuple(shape), begin, end)
 
 
@@ -157,9 +175,8 @@ def _parse_header(raw: bytes, data_len: int) -> tuple[dict[str, str], list[_Entr
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError:
         raise _Damaged("is corrupt or not a safetensors file (its header is not UTF-8 text)") from None
-    except json.JSONDecodeError as e:
-        raise _Damaged(f"is corrupt or not a safetensors file (its header is not JSON: {e.msg} at byte {e.pos})") \
-            from None
+    except (ValueError, RecursionError) as e:
+        raise _Damaged(f"is corrupt or not a safetensors file (its header is not JSON: {_json_problem(e)})") from None
     if not isinstance(header, dict):
         raise _Damaged(f"is corrupt (its header is a JSON {type(header).__name__}, not an object)")
     meta = header.pop("__metadata__", None) or {}
@@ -170,9 +187,9 @@ def _parse_header(raw: bytes, data_len: int) -> tuple[dict[str, str], list[_Entr
     at, last = 0, None
     for e in entries:
         if e.begin < at:
-            raise _Damaged(f"is corrupt (tensors {last!r} and {e.name!r} overlap)")
+            raise _Damaged(f"is corrupt (tensors {_show(last)} and {_show(e.name)} overlap)")
         if e.begin > at:
-            raise _Damaged(f"is corrupt ({e.begin - at} bytes before tensor {e.name!r} belong to no tensor)")
+            raise _Damaged(f"is corrupt ({e.begin - at} bytes before tensor {_show(e.name)} belong to no tensor)")
         at, last = e.end, e.name
     if at != data_len:
         raise _Damaged(f"is corrupt ({data_len - at} bytes after the last tensor belong to no tensor)")
@@ -213,7 +230,7 @@ def _read_file(path: Path) -> tuple[dict[str, str], list[_Entry], dict[str, torc
         for e in entries:  # by offset: they tile the data area, so one sequential read
             blob = torch.empty(e.end - e.begin, dtype=torch.uint8)  # (nbytes,)
             if len(blob) and f.readinto(memoryview(blob.numpy())) != len(blob):  # the file shrank meanwhile
-                raise _Damaged(f"is corrupt (truncated while read, in tensor {e.name!r})")
+                raise _Damaged(f"is corrupt (truncated while read, in tensor {_show(e.name)})")
             blobs[e.name] = blob
     return meta, entries, blobs
 
@@ -380,8 +397,8 @@ def _state(meta: dict[str, str]) -> dict[str, Any]:
         raise _Damaged("has damaged metadata (no 'state' entry)")
     try:
         state = json.loads(meta["state"])
-    except json.JSONDecodeError as e:
-        raise _Damaged(f"has damaged metadata ('state' is not valid JSON: {e.msg} at char {e.pos})") from None
+    except (ValueError, RecursionError) as e:
+        raise _Damaged(f"has damaged metadata ('state' is not valid JSON: {_json_problem(e)})") from None
     if not isinstance(state, dict):
         raise _Damaged(f"has damaged metadata ('state' is a JSON {type(state).__name__}, not an object)")
     return state
@@ -418,7 +435,7 @@ def read(path: str | Path) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]
         _check_digest(meta, entries, blobs)
         fmt = meta.get("format")
         if fmt not in (FORMAT, EXPORT_FORMAT):
-            raise _Damaged(f"is not a ganforge checkpoint (format: {fmt!r})")
+            raise _Damaged(f"is not a ganforge checkpoint (format: {_show(fmt)})")
         schema = _schema(meta)
         if schema > SCHEMA:
             raise CheckpointError(f"{path} was written by a newer ganforge (schema {schema} > {SCHEMA}): "
