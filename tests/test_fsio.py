@@ -29,6 +29,16 @@ def test_atomic_write_text_and_bytes(tmp_path):
     assert os.listdir(path.parent) == ["notes.txt"]
 
 
+def test_atomic_copy(tmp_path):
+    (tmp_path / "a").write_bytes(b"checkpoint bytes")
+    (tmp_path / "b").write_bytes(b"older best")
+    assert fsio.atomic_copy(tmp_path / "a", tmp_path / "b") == tmp_path / "b"
+    assert (tmp_path / "b").read_bytes() == b"checkpoint bytes" and sorted(os.listdir(tmp_path)) == ["a", "b"]
+    with pytest.raises(FileNotFoundError, match="missing"):
+        fsio.atomic_copy(tmp_path / "missing", tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"checkpoint bytes" and sorted(os.listdir(tmp_path)) == ["a", "b"]
+
+
 def test_permissions_follow_the_umask_and_the_old_file(tmp_path):
     old = os.umask(0o027)
     try:

@@ -333,9 +333,10 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
                 keep_previous: bool = False) -> None:
     """Write tensors and metadata (plus its sha256) to `path` atomically; the old file is untouched on failure.
 
-    The file goes to a unique temporary name beside `path`, is read back and checked, fsynced, and
-    renamed over `path`. With `keep_previous` the replaced file is first kept as `previous_path(path)`.
-    Floating tensors must be finite (NonFiniteError); a refusing system raises CheckpointWriteError.
+    The file goes to a unique temporary name beside `path`; its layout is read back and checked against
+    its size, then it is fsynced and renamed over `path`. With `keep_previous` the replaced file is
+    first kept as `previous_path(path)`. Floating tensors must be finite (NonFiniteError); a refusing
+    system raises CheckpointWriteError.
     """
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

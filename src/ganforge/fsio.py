@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path` atomically (temporary file, fsync, rename); raises WriteError."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_copy(src: str | Path, dst: str | Path) -> Path:
+    """Copy `src` to `dst` atomically (e.g. a checkpoint to best.safetensors); raises WriteError."""
+    dst = Path(dst)
+    with open(src, "rb") as fsrc, atomic_path(dst) as tmp, open(tmp, "wb") as fdst:  # a missing src: plain OSError
+        shutil.copyfileobj(fsrc, fdst)
+    return dst
 
 
 def _scalar(value: Any) -> Any:
