@@ -13,8 +13,8 @@ import ganforge
 from ganforge import checkpoint, config, train
 from ganforge.checkpoint import CheckpointError, NonFiniteError
 
-STATE = {"config": {"x": 1}, "step": 5, "opt_g": {}, "opt_d": {}, "data_shape": [2], "data_kind": "2d",
-         "num_classes": 0, "sampler_cursor": 3}
+STATE = {"config": {"x": 1}, "step": 5, "opt_g": {}, "opt_d": {}, "data_shape": [2], "family": "points",
+         "num_classes": 0, "sampler": {"epoch": 0, "cursor": 3}}
 
 
 def _tensors(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -93,9 +93,24 @@ def test_old_schema_is_migrated(tmp_path, tiny_1d):
     save_file(old, str(tmp_path / "old.safetensors"),
               metadata={"format": checkpoint.FORMAT, "schema": "0", "state": json.dumps(state)})
     tensors0, state0 = checkpoint.load(tmp_path / "old.safetensors")
-    assert set(tensors0) == set(tensors) and state0["sampler_cursor"] is None
+    assert set(tensors0) == set(tensors) and "sampler" not in state0 and state0["family"] == "points"
     s = ganforge.load(tmp_path / "old.safetensors")
     assert s.ema and s.sample(3).shape == (3, 1)
+
+
+def test_schema_1_is_migrated_and_resumes_on_its_saved_batch_order(tmp_path, tiny_1d):
+    run = train.train(config.apply_overrides(tiny_1d, ["train.steps=7", f'train.out="{tmp_path / "r"}"']))
+    tensors, state = checkpoint.load(run.out / train.CHECKPOINT)
+    perm = torch.randperm(len(run.data), generator=torch.Generator().manual_seed(9))
+    state["data_kind"] = {"points": "1d"}[state.pop("family")]
+    state["sampler_cursor"] = state.pop("sampler")["cursor"]
+    tensors["sampler.perm"] = perm  # schema 1 kept the epoch's order as a tensor
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(run.out / train.CHECKPOINT),
+              metadata={"format": checkpoint.FORMAT, "schema": "1", "state": json.dumps(state)})
+    resumed = train.resume(run.out, ["train.steps=8"])
+    assert resumed.step == 7 and resumed.data.family.name == "points"
+    cursor = resumed.sampler.cursor
+    torch.testing.assert_close(resumed.sampler.next(), perm[cursor : cursor + resumed.cfg.train.batch_size])
 
 
 def test_errors_are_clear(tmp_path):
@@ -161,7 +176,7 @@ def test_dtype_flipped_in_header_is_caught(tmp_path):
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         checkpoint.load(path)
 
-    meta = {"format": checkpoint.FORMAT, "schema": "1", "state": json.dumps(STATE)}
+    meta = {"format": checkpoint.FORMAT, "schema": str(checkpoint.SCHEMA), "state": json.dumps(STATE)}
     save_file(_tensors(), str(path), metadata=meta)  # no digest
     path.write_bytes(path.read_bytes().replace(b'"F32"', b'"I32"', 1))
     tensors, _ = checkpoint.load(path)  # structurally valid: loads
@@ -207,7 +222,8 @@ def test_check_tensors_names_the_first_problem():
 def test_damaged_state_is_one_line(tmp_path, state_text, problem):
     """Fails on the code before: JSONDecodeError tracebacks, or a KeyError later in restore_run."""
     path = tmp_path / "c.safetensors"
-    checkpoint.atomic_save(_tensors(), path, {"format": checkpoint.FORMAT, "schema": "1", "state": state_text})
+    meta = {"format": checkpoint.FORMAT, "schema": str(checkpoint.SCHEMA), "state": state_text}
+    checkpoint.atomic_save(_tensors(), path, meta)
     with pytest.raises(CheckpointError) as e:
         checkpoint.load(path)
     assert _one_line(e) == f"{path} has damaged metadata ({problem})"

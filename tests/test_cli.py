@@ -50,7 +50,12 @@ def test_toml_file_then_flags_then_set(tmp_path):
     (["train", "--set", "train.batchsize=3"], "ganforge train: error: unknown config key 'train.batchsize' "
                                               "(did you mean 'batch_size'?)"),
     (["train", "--preset", "nope"], "ganforge train: error: unknown preset 'nope'"),
-    (["train", "--data", "mnits"], "ganforge train: error: data.name: unknown dataset 'mnits' (did you mean 'mnist'?)"),
+    (["train", "--data", "mnits"], "ganforge train: error: --data: 'mnits' is not a dataset name and no such file or "
+                                   "folder exists (did you mean the dataset 'mnist'?); --data takes a dataset name "
+                                   "(gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k) or a path: a folder or "
+                                   ".zip of images (PNG, JPEG, WebP, BMP, GIF), or a .npy/.npz array"),
+    (["train", "--data", "./nonexistent"], "ganforge train: error: --data: './nonexistent' is not a dataset name and "
+                                           "no such file or folder exists; --data takes a dataset name"),
     (["train", "missing.toml"], "ganforge train: error: config file not found: missing.toml"),
     (["sample", "nowhere", "--out", "x.npy"],
      "ganforge sample: error: no checkpoint at nowhere (expected a run folder or a .safetensors file)"),

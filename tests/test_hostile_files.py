@@ -18,7 +18,7 @@ from ganforge import checkpoint
 from ganforge.checkpoint import CheckpointError
 from ganforge.cli import main
 
-STATE = {"config": {}, "step": 5, "opt_g": {}, "opt_d": {}, "data_shape": [2], "data_kind": "2d"}
+STATE = {"config": {}, "step": 5, "opt_g": {}, "opt_d": {}, "data_shape": [2], "family": "points"}
 
 
 class Planted:
@@ -197,3 +197,17 @@ def test_absurd_declared_sizes_allocate_nothing(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1_000_000
+
+
+def test_a_valid_file_whose_length_field_starts_like_a_pickle_loads(tmp_path):
+    """The header length's low byte can be 0x80, pickle's first byte: such a file is still a checkpoint."""
+    path = tmp_path / "c.safetensors"
+    for pad in range(300):
+        state = dict(STATE, pad="x" * pad)
+        checkpoint.atomic_save({"g.w": torch.ones(2)}, path, {"format": checkpoint.FORMAT,
+                                                               "schema": str(checkpoint.SCHEMA),
+                                                               "state": json.dumps(state)})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert checkpoint.read(path)[2]["pad"] == state["pad"]

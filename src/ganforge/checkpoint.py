@@ -32,7 +32,7 @@ from ganforge import fsio
 
 FORMAT = "ganforge.checkpoint"
 EXPORT_FORMAT = "ganforge.generator"
-SCHEMA = 1
+SCHEMA = 2
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a longer "header" is not a safetensors file
 DIGEST_KEY = "sha256"  # metadata key of the file's digest; a new digest definition needs a new key
 
@@ -52,8 +52,8 @@ _DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 # per file format: the state keys readers rely on, and the JSON type each must have
 REQUIRED_STATE_KEYS: dict[str, dict[str, type]] = {
-    FORMAT: {"config": dict, "step": int, "opt_g": dict, "opt_d": dict, "data_shape": list, "data_kind": str},
-    EXPORT_FORMAT: {"config": dict, "step": int, "data_shape": list, "data_kind": str},
+    FORMAT: {"config": dict, "step": int, "opt_g": dict, "opt_d": dict, "data_shape": list, "family": str},
+    EXPORT_FORMAT: {"config": dict, "step": int, "data_shape": list, "family": str},
 }
 _TYPE_WORDS = {dict: "a JSON object", int: "an integer", list: "a list", str: "a string"}
 
@@ -94,7 +94,21 @@ def _migrate_0_to_1(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> 
 
 
 # schema N -> function upgrading an N checkpoint to N + 1, in place
-MIGRATIONS: dict[int, Callable[[dict[str, torch.Tensor], dict[str, Any]], None]] = {0: _migrate_0_to_1}
+def _migrate_1_to_2(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """Schema 1 named the data kind (1d, 2d, image) instead of the family, and saved the batch order as a
+    permutation tensor ('sampler.perm', kept: it stays that epoch's order) with a cursor."""
+    family = {"1d": "points", "2d": "points", "image": "images"}.get(state.pop("data_kind", None))
+    if family is not None:  # else the state check names the missing family
+        state["family"] = family
+    cursor = state.pop("sampler_cursor", None)
+    if cursor is not None:
+        state["sampler"] = {"epoch": 0, "cursor": cursor}
+    else:
+        tensors.pop("sampler.perm", None)
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, torch.Tensor], dict[str, Any]], None]] = {0: _migrate_0_to_1,
+                                                                                     1: _migrate_1_to_2}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,10 +217,15 @@ def _read_header(f: BinaryIO) -> tuple[dict[str, str], list[_Entry]]:
     declaring absurd sizes costs nothing; nothing is ever unpickled.
     """
     size = os.fstat(f.fileno()).st_size
-    head = f.read(8)
-    for magic, what in _SIGNATURES:
+    head = f.read(9)
+    # A safetensors header is JSON right after the 8-byte length: only a file without that shape is named by
+    # its first bytes (a valid file whose length field starts with 0x80 is not a pickle).
+    shaped = len(head) == 9 and head[8:9] == b"{"
+    for magic, what in _SIGNATURES if not shaped else []:
         if head.startswith(magic):
             raise _Damaged(f"is not a safetensors file (it looks like {what}); ganforge never unpickles")
+    f.seek(8)
+    head = head[:8]
     if len(head) < 8:
         raise _Damaged(f"is corrupt or not a safetensors file (only {len(head)} bytes long)")
     n = int.from_bytes(head, "little")

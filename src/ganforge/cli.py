@@ -27,9 +27,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ganforge.checkpoint import CheckpointError
     from ganforge.config import ConfigError
     from ganforge.data import DataUnavailable
+    from ganforge.fsio import WriteError
+    from ganforge.runlock import RunLocked
     from ganforge.train import TrainingDiverged
 
-    return ConfigError, CheckpointError, DataUnavailable, TrainingDiverged, FileNotFoundError, FileExistsError
+    return (ConfigError, CheckpointError, DataUnavailable, TrainingDiverged, RunLocked, WriteError, FileNotFoundError,
+            FileExistsError)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -38,8 +41,17 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     for flag, key in SHORTHANDS.items():
         value = getattr(args, flag, None)
         if value is not None:
+            if flag == "data":
+                key = _data_key(value)
             items.append(f"{key}={_toml_value(value)}")
     return items + list(args.set or [])
+
+
+def _data_key(value: str) -> str:
+    """--data NAME sets data.name; anything else is a path (data.path), checked when the data is loaded."""
+    from ganforge.data import DATASETS
+
+    return "data.name" if value in DATASETS else "data.path"
 
 
 def _toml_value(value) -> str:
@@ -134,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="TOML config file (applied on top of --preset)")
     t.add_argument("--preset", help="start from a shipped preset (see `ganforge presets`)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
-    t.add_argument("--data", help="dataset name (data.name)")
+    t.add_argument("--data", help="a dataset name (data.name) or a path (data.path): a folder or .zip of images, "
+                   "or a .npy/.npz array")
     t.add_argument("--steps", type=int, help="G updates to train for (train.steps)")
     t.add_argument("--epochs", type=float, help="passes over the data, when --steps is not set")
     t.add_argument("--batch-size", type=int, help="train.batch_size")

@@ -178,7 +178,12 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
         check_metrics(metrics, inp)
     if metrics is None or any(METRICS[m].features for m in metrics):
         if any(m.features and family in m.families for m in METRICS.values()):
-            _attach_extractor(inp, features, prov)
+            try:
+                _attach_extractor(inp, features, prov)
+            except F.FeaturesUnavailable as e:
+                if metrics is not None or features is not None:
+                    raise
+                prov["features"] = {"name": None, "unavailable": str(e)}  # defaults: what needs no network
     names = metrics if metrics is not None else FAMILIES[family].default_metrics(inp)
     for name in names:
         why = METRICS[name].requires(inp)
@@ -225,7 +230,9 @@ def format_table(result: dict) -> str:
     ds = p["dataset"]
     lines = [head, f"{p['n_generated']} generated vs {p['n_real']} real from "
                    f"{ds.get('name', ds.get('file'))} (sha256 {ds['sha256'][:12]}), seed {p['seed']}"]
-    if "features" in p:
+    if p.get("features", {}).get("unavailable"):
+        lines.append(f"no image features ({p['features']['unavailable']}); measured what needs none")
+    elif "features" in p:
         f = p["features"]
         sha = f["sha256"][:12] if f["sha256"] else "n/a"
         lines.append(f"features: {f['name']} (sha256 {sha}), conversion: {f['conversion']}")

@@ -9,15 +9,12 @@ nothing, so distributed training writes each file once.
 from __future__ import annotations
 
 import json
-import math
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from ganforge import config, doctor, tracking
+from ganforge import config, doctor, fsio, tracking
 from ganforge.progress import Progress
 from ganforge.sampling import generate
 from ganforge.viz.animation import make_animation, sample_pictures
@@ -44,7 +41,7 @@ class RunOutput(NullOutput):
     def __init__(self, run: Run, progress: str | None = None):
         cfg, t = run.cfg, run.cfg.train
         run.out.mkdir(parents=True, exist_ok=True)
-        (run.out / "config.toml").write_text(config.dump_toml(cfg))
+        fsio.atomic_write_text(run.out / "config.toml", config.dump_toml(cfg))
         self.log = _open_log(run.out / "metrics.jsonl", run.step)
         self.bar = Progress(run.total, run.step, progress or t.progress)
         self.tb = tracking.open_writer(run.out, t.tensorboard)
@@ -53,6 +50,8 @@ class RunOutput(NullOutput):
         if self.doc is not None and run.step > 0:  # resumed: what the earlier log showed is not news
             for rec in doctor.read_metrics(run.out):
                 self.doc.observe(rec)
+        for line in run.data.report if run.step == 0 else []:  # how the user's data was read, once
+            self.bar.message(line)
         self.closed = False
 
     def record(self, rec: dict) -> None:
@@ -132,21 +131,23 @@ def evaluate_run(run: Run) -> dict:
         best_path = run.out / "best.json"
         best = json.loads(best_path.read_text()) if best_path.exists() else None
         if best is None or sign * values[e.best] > sign * best["value"]:
-            shutil.copyfile(run.out / CHECKPOINT, run.out / "best.safetensors.tmp")
-            os.replace(run.out / "best.safetensors.tmp", run.out / "best.safetensors")
-            best_path.write_text(json.dumps({"metric": e.best, "value": values[e.best], "step": run.step}) + "\n")
+            fsio.atomic_copy(run.out / CHECKPOINT, run.out / "best.safetensors")
+            fsio.atomic_write_text(best_path, json.dumps({"metric": e.best, "value": values[e.best],
+                                                          "step": run.step}) + "\n")
             rec["best"] = True
     return rec
 
 
 def _open_log(path: Path, step: int):
-    """Open metrics.jsonl for appending, first dropping records past `step` (a resumed crash)."""
-    if path.exists() and step >= 0:
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        path.write_text("".join(ln + "\n" for ln in keep))
+    """Open metrics.jsonl for appending, first dropping records past `step` (a resumed crash) and a cut-off
+    last line (a kill mid-write); the rewrite is atomic, so a kill during it loses nothing."""
+    if path.exists():
+        records, dropped = fsio.read_jsonl(path)
+        keep = [r for r in records if r.get("step", 0) <= step]
+        if dropped or len(keep) != len(records):
+            fsio.write_jsonl(path, keep)
     return open(path, "a", buffering=1)
 
 
 def _write(log, rec: dict) -> None:
-    log.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                          for k, v in rec.items()}) + "\n")
+    fsio.append_jsonl(log, rec)

@@ -78,7 +78,9 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
     cfg = config.from_dict(state["config"])
     num_classes = int(state.get("num_classes") or 0)
     family, shape = family_from_state(state), tuple(state["data_shape"])
-    G = build_generator(cfg.model, shape, family.tanh, num_classes)
+    with torch.random.fork_rng(devices=[]):  # building G must not move the caller's random stream
+        G = build_generator(cfg.model, shape, family.tanh, num_classes)
+    checkpoint.check_tensors(weights, checkpoint.state_dict_spec(G), f"{path}: generator")
     G.load_state_dict(weights)
     s = Sampler(G.to(device), cfg, family, int(state["step"]), used_ema, num_classes, state.get("class_names"), shape)
     s.data_source = state.get("data_source") or {}

@@ -6,6 +6,7 @@ so tests and users can build and inspect them (or pass their own G and D).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
@@ -31,6 +32,7 @@ from ganforge.models.conditional import fixed_labels
 from ganforge.models.layers import pack
 from ganforge.outputs import CHECKPOINT, NullOutput, RunOutput, evaluate_run  # noqa: F401 (re-exported)
 from ganforge.regularizers import REGULARIZERS, Regularizer
+from ganforge.runlock import RunLock
 
 
 @dataclass
@@ -152,19 +154,22 @@ def save_run(run: Run, path: Path | None = None) -> Path:
 
 
 def restore_run(run: Run, tensors: dict[str, torch.Tensor], state: dict) -> None:
-    """Load a checkpoint's state into a freshly built run (same config)."""
+    """Load a checkpoint's state into a freshly built run (same config); tensors must match the built nets."""
+    for prefix, net in (("g", run.G), ("d", run.D)):
+        checkpoint.check_tensors(checkpoint.prefixed(tensors, prefix), checkpoint.state_dict_spec(net),
+                                 f"{run.out / CHECKPOINT}: {'generator' if prefix == 'g' else 'discriminator'}")
     run.G.load_state_dict(checkpoint.prefixed(tensors, "g"))
     run.D.load_state_dict(checkpoint.prefixed(tensors, "d"))
     if run.G_ema is not None:
         ema = checkpoint.prefixed(tensors, "g_ema")
+        if ema:
+            checkpoint.check_tensors(ema, checkpoint.state_dict_spec(run.G_ema), f"{run.out / CHECKPOINT}: G_ema")
         run.G_ema.load_state_dict(ema or run.G.state_dict())
     run.opt_g.load_state_dict(checkpoint.optimizer_from_data(tensors, state["opt_g"], "opt_g"))
     run.opt_d.load_state_dict(checkpoint.optimizer_from_data(tensors, state["opt_d"], "opt_d"))
     run.rng.load_state(tensors)
-    if "sampler" in state:
-        run.sampler.load_state(state["sampler"])
-    elif state.get("sampler_cursor") is not None:  # files before per-run streams: the epoch's order as a tensor
-        run.sampler.load_state({"epoch": 0, "cursor": state["sampler_cursor"]}, tensors["sampler.perm"])
+    if "sampler" in state:  # schema 1 files kept their epoch's order as a tensor
+        run.sampler.load_state(state["sampler"], tensors.get("sampler.perm"))
     run.step = int(state["step"])
 
 
@@ -293,13 +298,19 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     """
     run = run or build(cfg)
     r = recipe(run.cfg, run.device)
-    out = output if output is not None else RunOutput(run, progress)
-    finished = False
-    try:
-        _loop(run, r, out)
-        finished = True
-    finally:
-        out.close(run, finished)
+    with contextlib.ExitStack() as stack:
+        if output is None:  # the run folder is ours alone while we write into it
+            lock = stack.enter_context(RunLock(run.out))
+            output = RunOutput(run, progress)
+            if lock.message:
+                output.message(lock.message)
+        finished = False
+        try:
+            _loop(run, r, output)
+            finished = True
+        finally:
+            output.close(run, finished)
+            run.batches.close()
     return run
 
 

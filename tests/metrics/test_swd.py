@@ -41,7 +41,9 @@ def base(pair):
 
 
 def test_registered():
-    assert metrics.METRICS["swd"] is swd and "swd" in metrics.__all__
+    from ganforge.metrics.registry import METRICS
+
+    assert METRICS["swd"].fn is swd and metrics.swd is swd and "swd" in metrics.__all__
 
 
 def test_identical_sets_score_exactly_zero(pair):

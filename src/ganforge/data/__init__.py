@@ -29,8 +29,8 @@ DATASETS: dict[str, Callable] = {
 
 
 def family_from_state(state: dict) -> Family:
-    """The family a checkpoint's data belongs to (files before families stored data_kind 1d/2d/image)."""
-    name = state.get("family") or {"1d": "points", "2d": "points", "image": "images"}.get(state.get("data_kind"), "")
+    """The family a checkpoint's data belongs to."""
+    name = state.get("family", "")
     if name not in FAMILIES:
         from ganforge.checkpoint import CheckpointError
 

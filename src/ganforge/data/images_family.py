@@ -49,12 +49,17 @@ class Images(Family):
         return viz.save_grid(samples, path, nrow=nrow, scale=2 if samples.shape[-1] <= 64 else 1)
 
     def default_metrics(self, inp: Any) -> list[str]:
-        """fid, kid, pr, dc (+ classes for the digit classifier, + cond_acc when also conditional); swd."""
+        """fid, kid, pr, dc (+ classes for the digit classifier, + cond_acc when also conditional), then swd
+        (sides >= 16); swd alone when no feature extractor can be had (Inception not installed)."""
         from ganforge.metrics import features as F
 
+        swd = ["swd"] if inp.fake.shape[-1] >= 16 else []
+        if inp.extractor is None:
+            return swd
         digits = isinstance(inp.extractor, F.DigitClassifier)
         conditional = digits and inp.labels is not None and inp.num_classes == F.DIGIT_CLASSES
-        return ["fid", "kid", "pr", "dc"] + (["classes"] if digits else []) + (["cond_acc"] if conditional else [])
+        return (["fid", "kid", "pr", "dc"] + (["classes"] if digits else []) + (["cond_acc"] if conditional else [])
+                + swd)
 
     def write_samples(self, samples, out: Path, data_cfg=None, labels=None, nrow: int = 0, names=None) -> str:
         from ganforge import viz

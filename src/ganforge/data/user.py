@@ -34,7 +34,14 @@ def load_path(cfg) -> Dataset:
     """Read `cfg.path` (a DataConfig) into a Dataset of the images or points family."""
     path = os.path.abspath(os.path.expanduser(cfg.path))
     if not os.path.exists(path):
-        raise ConfigError(f"--data: '{cfg.path}' does not exist; --data takes {what_data_accepts()}")
+        import difflib
+
+        from ganforge.data import DATASETS
+
+        close = difflib.get_close_matches(cfg.path, list(DATASETS), n=1, cutoff=0.6)
+        hint = f" (did you mean the dataset '{close[0]}'?)" if close else ""
+        raise ConfigError(f"--data: '{cfg.path}' is not a dataset name and no such file or folder exists{hint}; "
+                          f"--data takes {what_data_accepts()}")
     channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
     if Path(path).suffix.lower() in ARRAY_SUFFIXES:
         loaded = load_array(path, labels_key=cfg.labels_key or None, resolution=cfg.resolution, fit=cfg.fit,

@@ -1,15 +1,13 @@
 """Measured quality: one module per metric family, feature extractors in features.py, a registry by name.
 
     import ganforge.metrics as M
-    M.fid(feats_a, feats_b); M.kid(feats_a, feats_b); M.w1(a, b); M.mode_stats(x, centres, std)
+    M.fid(feats_a, feats_b); M.kid(feats_a, feats_b); M.w1(a, b); M.mode_stats(x, centres, std); M.swd(a, b)
     M.swd(real_images, fake_images)  # on images directly, no pretrained network
 
 Inputs are torch tensors or numpy arrays; every metric computes in float64 and returns plain floats.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from ganforge.metrics.features import (
     DigitClassifier,
@@ -31,25 +29,10 @@ from ganforge.metrics.lowdim import energy_distance, ks, mmd_rbf, moments_error,
 from ganforge.metrics.modes import mode_stats
 from ganforge.metrics.swd import swd
 
-# name (as given to `ganforge eval --metrics`) -> function
-METRICS: dict[str, Callable] = {
-    "w1": w1,
-    "w1_normal": w1_normal,
-    "ks": ks,
-    "mmd": mmd_rbf,
-    "energy": energy_distance,
-    "moments": moments_error,
-    "modes": mode_stats,
-    "fid": fid,
-    "kid": kid,
-    "pr": precision_recall,
-    "dc": density_coverage,
-    "classes": class_stats,
-    "cond_acc": conditional_accuracy,
-    "swd": swd,
-}
+# The table of metrics as `ganforge eval` knows them (families, values, direction, parameters) is
+# metrics/registry.py; importing it here would load every metric module for a single function.
 
-__all__ = ["METRICS", "DigitClassifier", "FeaturesUnavailable", "InceptionV3Features", "class_stats",
+__all__ = ["DigitClassifier", "FeaturesUnavailable", "InceptionV3Features", "class_stats",
            "conditional_accuracy", "convert_images", "density_coverage", "energy_distance", "fid",
            "frechet_distance", "kid", "ks", "load_digit_classifier", "mmd_rbf", "mode_stats", "moments_error",
            "precision_recall", "swd", "w1", "w1_normal"]

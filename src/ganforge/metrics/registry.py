@@ -15,6 +15,7 @@ import torch
 
 from ganforge.metrics import features as F
 from ganforge.metrics import images, lowdim, modes
+from ganforge.metrics.swd import swd
 
 
 @dataclass
@@ -177,3 +178,16 @@ register(Metric("classes", I, _classes, images.class_stats, {"classes": True, "c
 register(Metric("cond_acc", I, _cond_acc, images.conditional_accuracy, {"cond_acc": True, "cond_acc_min": True},
                 {"labels": "the generated samples, requested as classes 0..K-1 cycled", "classifier": "argmax"},
                 features=True, requires=_cond_acc_requires))
+
+SWD_PARAMS = {"max_images": 2048, "descriptors_per_image": 128, "patch": 7, "directions": 128, "repeats": 4,
+              "min_res": 16, "scale": "x1e3, mean over pyramid levels"}
+
+
+def _swd(c: Inputs) -> dict:
+    n = SWD_PARAMS["max_images"]  # the first n of each (both are already seeded random draws)
+    out = swd(c.real[:n], c.fake[:n], seed=c.seed)
+    return {"swd": out["swd"], "swd_levels": out["swd_levels"], "swd_resolutions": out["swd_resolutions"]}
+
+
+register(Metric("swd", I, _swd, swd, {"swd": False}, SWD_PARAMS,
+                requires=lambda c: None if c.fake.shape[-1] >= 16 else "swd needs images of at least 16x16 pixels"))
