@@ -66,6 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganforge import config, train
 
     if args.resume:
+        if args.init:
+            raise config.ConfigError("--init starts a new run from trained weights, --resume continues one: use one")
         if args.config or args.preset:
             raise config.ConfigError("--resume continues a run with its saved config: drop the config/--preset")
         run = train.resume(args.resume, _overrides(args))
@@ -79,44 +81,132 @@ def cmd_train(args: argparse.Namespace) -> int:
         if (run.out / train.CHECKPOINT).exists():
             raise FileExistsError(f"{run.out} already holds a run: continue it with --resume {run.out}, "
                                   "or choose another --out")
+        if args.init:
+            from ganforge.finetune import init_from
+
+            print(init_from(run, args.init), file=sys.stderr)
+            run.init_from = str(Path(args.init).resolve())
     train.train(run=run)
     print(train.main_message(run))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
     import ganforge
     from ganforge.config import ConfigError
+    from ganforge.noise import parse_seeds
 
     out = Path(args.out)
-    if args.n <= 0:
-        raise ConfigError(f"-n must be positive, got {args.n}")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    if seeds is not None and args.n is not None:
+        raise ConfigError("--seeds gives one sample per seed: drop -n")
+    if seeds is not None and args.seed is not None:
+        raise ConfigError("--seeds gives each sample its own seed: drop --seed")
+    n, seed = args.n if args.n is not None else 64, args.seed if args.seed is not None else 0
+    if n <= 0:
+        raise ConfigError(f"-n must be positive, got {n}")
+    _check_truncation(args.truncation)
     s = ganforge.load(args.run, ema=args.ema)
-    y, nrow = _labels(s, args)
-    x = s.sample(len(y) if y is not None else args.n, seed=args.seed, y=y)
-    print("wrote " + s.family.write_samples(x, out, s.cfg.data, y, nrow))
+    if seeds is not None:
+        label = _class_index(s, args.label, args.run)
+        if label is None and s.cfg.model.conditional != "none":
+            raise ConfigError(f"--seeds: {args.run} is conditional: choose the class with --label "
+                              f"(0..{s.num_classes - 1}{' or a name' if s.class_names else ''})")
+        y = None if label is None else torch.full((len(seeds),), label, dtype=torch.long)
+        x, nrow = s.sample_seeds(seeds, y=y, truncation=args.truncation), 0
+        names = [f"seed{sd:04d}" for sd in seeds]
+    else:
+        y, nrow = _labels(s, args, n)
+        x = s.sample(len(y) if y is not None else n, seed=seed, y=y, truncation=args.truncation)
+        names = [f"seed{seed:04d}_{i:06d}" for i in range(len(x))]
+    print("wrote " + s.family.write_samples(x, out, s.cfg.data, y, nrow, names))
     return 0
 
 
-def _labels(s, args):
-    """Labels to request from a conditional G: --label K for all, else a class grid (one row per class)."""
-    import torch
-
+def _check_truncation(psi: float | None) -> None:
     from ganforge.config import ConfigError
 
-    k = s.num_classes
+    if psi is not None and not 0 < psi <= 1:
+        raise ConfigError(f"--truncation must be in (0, 1], got {psi}")
+
+
+def _class_index(s, text: str | None, run: str) -> int | None:
+    """--label K or NAME -> a class index (None when not given); a name the run kept wins over an index."""
+    from ganforge.config import ConfigError
+
+    if text is None:
+        return None
     if s.cfg.model.conditional == "none":
-        if args.label is not None:
-            raise ConfigError(f"--label: {args.run} is not a conditional run (model.conditional = 'none')")
+        raise ConfigError(f"--label: {run} is not a conditional run (model.conditional = 'none')")
+    k = s.num_classes
+    if text in s.class_names:
+        return s.class_names.index(text)
+    try:
+        index = int(text)
+    except ValueError:
+        if s.class_names:
+            raise ConfigError(f"--label: no class named '{text}' (classes: {', '.join(s.class_names)})") from None
+        raise ConfigError(f"--label must be a class in 0..{k - 1}, got '{text}' (this run kept no class names)") \
+            from None
+    if not 0 <= index < k:
+        raise ConfigError(f"--label must be a class in 0..{k - 1}, got {index}")
+    return index
+
+
+def _labels(s, args, n: int):
+    """Labels to request from a conditional G: --label for all, else a class grid (one row per class)."""
+    import torch
+
+    k = s.num_classes
+    label = _class_index(s, args.label, args.run)
+    if s.cfg.model.conditional == "none":
         return None, 0
-    if args.label is not None:
-        if not 0 <= args.label < k:
-            raise ConfigError(f"--label must be a class in 0..{k - 1}, got {args.label}")
-        return torch.full((args.n,), args.label, dtype=torch.long), 0
-    if args.n % k == 0:  # row c holds class c
-        cols = args.n // k
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.long), 0
+    if n % k == 0:  # row c holds class c
+        cols = n // k
         return torch.arange(k).repeat_interleave(cols), cols
-    return torch.arange(args.n) % k, k  # exactly n samples: column c holds class c
+    return torch.arange(n) % k, k  # exactly n samples: column c holds class c
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    import ganforge
+    from ganforge import interpolate
+    from ganforge.config import ConfigError
+    from ganforge.noise import parse_seeds
+
+    out = Path(args.out)
+    interpolate.check_out(out)
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be at least 1, got {args.frames}")
+    if args.fps <= 0:
+        raise ConfigError(f"--fps must be positive, got {args.fps}")
+    _check_truncation(args.truncation)
+    s = ganforge.load(args.run, ema=args.ema)
+    label = _class_index(s, args.label, args.run)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    conditional = s.cfg.model.conditional != "none"
+    if args.classes and not conditional:
+        raise ConfigError(f"--classes: {args.run} is not a conditional run (model.conditional = 'none')")
+    if args.classes and label is not None:
+        raise ConfigError("--classes steps through every class: drop --label")
+    if conditional and label is None:  # a class walk: one z, class by class
+        if seeds is not None and len(seeds) > 1:
+            raise ConfigError("--seeds: a class walk holds one z: give one seed, or --label K|NAME for a latent walk")
+        seed = seeds[0] if seeds else 0
+        z, y = interpolate.class_walk(s, seed, args.frames, args.truncation)
+        title = f"seed {seed}, class by class"
+    else:
+        seeds = seeds if seeds is not None else [0, 1, 2, 3]
+        if len(seeds) < 2:
+            raise ConfigError(f"--seeds: a latent walk needs at least 2 seeds, got {len(seeds)}")
+        z, y = interpolate.seed_walk(s, seeds, args.frames, label, args.truncation)
+        title = f"seeds {', '.join(map(str, seeds))}"
+    path = interpolate.write_walk(s, z, y, out, args.fps, title)
+    print(f"wrote a walk of {len(z)} frames to {path}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -146,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="TOML config file (applied on top of --preset)")
     t.add_argument("--preset", help="start from a shipped preset (see `ganforge presets`)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
+    t.add_argument("--init", metavar="RUN|G.safetensors", help="start from trained weights (fine-tuning): G, D "
+                   "(from a run or checkpoint) and G_ema are loaded, optimizers and step start fresh; "
+                   "not with --resume")
     t.add_argument("--data", help="a dataset name (data.name) or a path (data.path): a folder or .zip of images, "
                    "or a .npy/.npz array")
     t.add_argument("--steps", type=int, help="G updates to train for (train.steps)")
@@ -164,13 +257,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="write samples of a trained generator")
     s.add_argument("run", help="run folder, checkpoint or exported generator")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", required=True, help="FILE.npy (raw values) or FILE.png (grid/plot)")
-    s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    s.add_argument("--label", type=int, help="conditional runs: sample this class only "
-                   "(default: a class grid, one row per class, n // classes per row)")
+    s.add_argument("-n", type=int, help="number of samples (default 64)")
+    s.add_argument("--out", required=True, help="FILE.npy (raw values), FILE.png (grid/plot), FILE.csv (points), "
+                   "or a FOLDER (images: one PNG per sample, seedSSSS_IIIIII.png, or seedSSSS.png with --seeds)")
+    s.add_argument("--seed", type=int, help="noise seed of the n samples (default 0)")
+    s.add_argument("--seeds", metavar="LIST", help="one sample per seed, e.g. 0-99, 1,5,9 or 0-9,20: seed S always "
+                   "gives the same sample (noise randn(1, z_dim) from a generator seeded S); not with -n or --seed")
+    s.add_argument("--truncation", type=float, metavar="PSI", help="the truncation trick as in BigGAN (0 < PSI <= 1): "
+                   "every noise coordinate with |z| > PSI is redrawn (same seeded generator) until inside; smaller "
+                   "PSI gives more typical, less varied samples")
+    s.add_argument("--label", metavar="K|NAME", help="conditional runs: sample this class only, by index or by the "
+                   "class name a run on labelled folders kept (default: a class grid, one row per class, "
+                   "n // classes per row; needed with --seeds)")
     s.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="use G_ema when kept")
     s.set_defaults(func=cmd_sample)
+
+    w = sub.add_parser("interpolate", help="animate a latent walk of a trained generator (GIF or MP4)",
+                       description="A loop through the seeds' noise along great circles (slerp), --frames frames "
+                       "from each seed to the next and from the last back to the first. Conditional runs: with "
+                       "--label, that class along the walk; without, a class walk: one seed's z held while the "
+                       "class steps 0, 1, ..., K-1, --frames frames each. Image runs show the image; points runs "
+                       "show the walk's point moving over 2,000 samples (histogram or scatter).")
+    w.add_argument("run", help="run folder, checkpoint or exported generator")
+    w.add_argument("--out", required=True, help="walk.gif, or walk.mp4 (needs ffmpeg: pip install imageio-ffmpeg)")
+    w.add_argument("--seeds", metavar="LIST", help="the seeds to walk through, e.g. 1,5,9 or 0-3 (default 0-3; "
+                   "one seed for a class walk, default 0)")
+    w.add_argument("--frames", type=int, default=60, help="frames per segment (seed to seed, or per class; default 60)")
+    w.add_argument("--fps", type=float, default=20, help="frames per second (default 20)")
+    w.add_argument("--label", metavar="K|NAME", help="conditional runs: walk within this class (index or name)")
+    w.add_argument("--classes", action="store_true", help="conditional runs: hold one seed's z and step through the "
+                   "classes (the default when no --label is given)")
+    w.add_argument("--truncation", type=float, metavar="PSI", help="truncate the seeds' noise as `sample "
+                   "--truncation` does (0 < PSI <= 1); the walk between them is not truncated again")
+    w.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="use G_ema when kept")
+    w.set_defaults(func=cmd_interpolate)
 
     e = sub.add_parser("export", help="write the generator alone, with its config, for sampling")
     e.add_argument("run", help="run folder or checkpoint")

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganforge import checkpoint, config
+from ganforge import checkpoint, config, noise
 from ganforge.data import Family, family_from_state
 from ganforge.models import build_generator
 from ganforge.models.conditional import fixed_labels
@@ -24,15 +24,36 @@ class Sampler:
         self.data_source: dict = {}  # user data: the path and content hash the run was trained on
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, batch: int = 1000,
-               y: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = None, batch: int = 1000, y: torch.Tensor | None = None,
+               truncation: float | None = None) -> torch.Tensor:
         """n samples (n, *data_shape); images are in [-1, 1]. A seed makes them reproducible.
 
         Conditional generators take labels `y` (n,), by default 0, 1, ..., K-1, 0, 1, ...
+        `truncation` psi in (0, 1]: every |z| > psi is redrawn until inside (noise.truncate); None: plain N(0, I).
         """
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        device = next(self.G.parameters()).device
-        z = torch.randn(n, self.cfg.model.z_dim, generator=gen).to(device)
+        z = torch.randn(n, self.cfg.model.z_dim, generator=gen)
+        if truncation is not None:
+            z = noise.truncate(z, truncation, gen)
+        return self._generate(z, y, batch)
+
+    @torch.no_grad()
+    def sample_seeds(self, seeds: list[int], y: torch.Tensor | None = None, truncation: float | None = None,
+                     batch: int = 1000) -> torch.Tensor:
+        """One sample per seed (len(seeds), *data_shape): seed s always gives the same one (noise.seed_noise).
+
+        Conditional generators need labels `y` (len(seeds),): no default, so a seed's sample never
+        depends on its place in the list.
+        """
+        if self.cfg.model.conditional != "none" and y is None:
+            raise ValueError("labels y are needed: this generator is conditional (sample_seeds has no default)")
+        z = torch.cat([noise.seed_noise(s, self.cfg.model.z_dim, truncation) for s in seeds])  # (S, z_dim)
+        return self._generate(z, y, batch)
+
+    def _generate(self, z: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """G(z) or G(z, y) for noise z (n, z_dim) drawn on the CPU; checks the labels."""
+        n, device = len(z), next(self.G.parameters()).device
+        z = z.to(device)
         if self.cfg.model.conditional == "none":
             if y is not None:
                 raise ValueError("labels given, but this generator is not conditional (model.conditional = 'none')")

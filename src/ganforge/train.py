@@ -55,6 +55,7 @@ class Run:
     rng: rng.RunRandom  # the run's own random streams (saved in checkpoints)
     fixed_y: torch.Tensor | None = None  # (num_samples,) labels pictured with fixed_z (conditional runs)
     step: int = 0
+    init_from: str = ""  # the run or G file its weights started from (ganforge train --init), or ''
 
     @property
     def sample_model(self) -> nn.Module:
@@ -146,7 +147,7 @@ def save_run(run: Run, path: Path | None = None) -> Path:
     state = {"config": config.to_dict(run.cfg), "step": run.step, "opt_g": og_json, "opt_d": od_json,
              "sampler": run.sampler.state(), "data_shape": list(run.data.shape), "family": run.data.family.name,
              "num_classes": run.data.num_classes, "class_names": run.data.class_names,
-             "data_source": run.data.source,
+             "data_source": run.data.source, "init_from": run.init_from,
              "ganforge_version": ganforge.__version__, "torch_version": torch.__version__}
     path = path or run.out / CHECKPOINT
     checkpoint.save(path, tensors, state)
@@ -171,6 +172,7 @@ def restore_run(run: Run, tensors: dict[str, torch.Tensor], state: dict) -> None
     if "sampler" in state:  # schema 1 files kept their epoch's order as a tensor
         run.sampler.load_state(state["sampler"], tensors.get("sampler.perm"))
     run.step = int(state["step"])
+    run.init_from = state.get("init_from", "")
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:

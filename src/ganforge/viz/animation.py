@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 STEP = re.compile(r"step_(\d+)")  # samples/step_000500.png -> 500
+NO_FFMPEG = "writing .mp4 needs ffmpeg (pip install imageio-ffmpeg, or install ffmpeg on PATH); write a .gif instead"
 
 
 def frame_label(path: str | Path) -> str:
@@ -68,18 +69,24 @@ def make_animation(png_paths: list[str | Path], out_path: str | Path, fps: float
         raise ValueError(f"make_animation: fps must be positive, got {fps}")
     if suffix not in (".gif", ".mp4"):
         raise ValueError(f"make_animation: out_path must end in .gif or .mp4, got '{out.name}'")
-    exe = ffmpeg_exe() if suffix == ".mp4" else None
-    if suffix == ".mp4" and exe is None:
-        raise RuntimeError("make_animation: writing .mp4 needs ffmpeg (pip install imageio-ffmpeg, or "
-                           "install ffmpeg on PATH); write a .gif instead")
+    if suffix == ".mp4" and ffmpeg_exe() is None:
+        raise RuntimeError(f"make_animation: {NO_FFMPEG}")
     size = _read_rgb(png_paths[0], None).size
-    frames = [labelled_frame(_read_rgb(p, size), frame_label(p)) for p in png_paths]
+    return write_frames([labelled_frame(_read_rgb(p, size), frame_label(p)) for p in png_paths], out, fps)
+
+
+def write_frames(frames: list[Image.Image], out_path: str | Path, fps: float) -> Path:
+    """Write same-size frames as an animated GIF (looping) or, for a .mp4 path, an H.264 video through ffmpeg."""
+    out = Path(out_path)
+    exe = ffmpeg_exe() if out.suffix.lower() == ".mp4" else None
+    if out.suffix.lower() == ".mp4" and exe is None:
+        raise RuntimeError(f"write_frames: {NO_FFMPEG}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if exe is None:
         # GIF stores durations in 1/100 s; loop=0 repeats forever.
         frames[0].save(out, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
     else:
-        _write_mp4(frames, out, fps, exe)
+        _write_mp4([f.convert("RGB") for f in frames], out, fps, exe)
     return out
 
 
