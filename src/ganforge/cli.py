@@ -81,6 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if (run.out / train.CHECKPOINT).exists():
             raise FileExistsError(f"{run.out} already holds a run: continue it with --resume {run.out}, "
                                   "or choose another --out")
+        for line in run.data.report:  # how the user's data was read: resolution, channels, skipped files, cache
+            print(line, file=sys.stderr)
         if args.init:
             from ganforge.finetune import init_from
 

@@ -50,8 +50,6 @@ class RunOutput(NullOutput):
         if self.doc is not None and run.step > 0:  # resumed: what the earlier log showed is not news
             for rec in doctor.read_metrics(run.out):
                 self.doc.observe(rec)
-        for line in run.data.report if run.step == 0 else []:  # how the user's data was read, once
-            self.bar.message(line)
         self.closed = False
 
     def record(self, rec: dict) -> None:

@@ -89,15 +89,19 @@ class StreamedBatches(InMemoryBatches):
     def __init__(self, data: Dataset, sampler: IndexSampler, rng, flip: bool = False, workers: int = 2,
                  device: torch.device | str = "cpu"):
         super().__init__(data, sampler, rng, flip)
-        self.device = torch.device(device)
-        rows = _Rows(data.u8, None)
-        self.loader = torch.utils.data.DataLoader(
-            rows, batch_sampler=_Ahead(sampler, rng), num_workers=workers, collate_fn=_as_is,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
-            persistent_workers=workers > 0)
-        self.it = iter(self.loader)
+        self.device, self.workers = torch.device(device), workers
+        self.it = None  # started at the first batch, from wherever the sampler then is (a resumed run)
+
+    def _start(self) -> None:
+        loader = torch.utils.data.DataLoader(
+            _Rows(self.data.u8, None), batch_sampler=_Ahead(self.sampler, self.rng), num_workers=self.workers,
+            collate_fn=_as_is, pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers else None, persistent_workers=self.workers > 0)
+        self.it = iter(loader)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.it is None:
+            self._start()
         expected = self.rng.slice(self.sampler.next())  # the consumed position, what checkpoints save
         rows, idx = next(self.it)
         if not torch.equal(idx, expected.cpu()):  # pragma: no cover - a bug, never a user error
@@ -107,4 +111,4 @@ class StreamedBatches(InMemoryBatches):
         return self._flip(x), y
 
     def close(self) -> None:
-        del self.it  # stops the workers
+        self.it = None  # stops the workers
