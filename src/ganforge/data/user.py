@@ -7,6 +7,7 @@ where it came from and its content hash so eval and resume can check they see th
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -75,3 +76,35 @@ def check_same_source(recorded: dict, data: Dataset, what: str) -> None:
         raise ConfigError(f"{what}: the data at {recorded.get('path')} changed since this run was trained "
                           f"(sha256 {recorded.get('sha256', '')[:12]} then, {data.source.get('sha256', '')[:12]} "
                           "now); restore it, or train a new run on the new data")
+
+
+def save_in_run(data, out: Path) -> str:
+    """Data given in memory (a tensor, an array or a Dataset) saved with the run as RUN/data.npz, so eval,
+    --resume and eval.every read exactly what training read; returns the path for data.path.
+
+    Images (N, C, H, W) in [-1, 1] are stored as uint8 (the loader's own format); anything else as float32.
+    """
+    import numpy as np
+
+    from ganforge import fsio
+
+    y = None
+    if isinstance(data, Dataset):
+        x = data.x if data.x is not None else torch.from_numpy(np.asarray(data.u8))
+        y = data.y
+    else:
+        x = torch.as_tensor(data)
+    x = x.detach().cpu()
+    if x.ndim == 4 and x.dtype != torch.uint8:
+        if x.min() < -1 or x.max() > 1:
+            raise ConfigError(f"data: images must be in [-1, 1] (float) or uint8, got values in "
+                              f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+        x = ((x + 1) * 127.5).round().to(torch.uint8)
+    elif x.ndim != 4:
+        x = x.float()
+    arrays = {"x": x.numpy()} | ({"labels": y.detach().cpu().numpy()} if y is not None else {})
+    path = Path(out) / "data.npz"
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    fsio.atomic_write_bytes(path, buf.getvalue())
+    return str(path.resolve())
