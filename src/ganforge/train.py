@@ -393,13 +393,8 @@ def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None)
         # ---- outputs
         if log_now:
             now = time.perf_counter()
-            vals = (run.log_sums / run.log_count).tolist()
-            rec = {"step": step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
-                   "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
-                   "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"],
-                   "steps_per_s": (step - step_last) / (now - t_last), "time": time.time()}
-            run.log_sums.zero_()
-            run.log_count, t_last, step_last = 0, now, step
+            rec = _log_record(run, d, g) | {"steps_per_s": (step - step_last) / (now - t_last), "time": time.time()}
+            t_last, step_last = now, step
             out.on_log(run, rec)
         out.on_step(run)
         if sample_now:
@@ -415,6 +410,16 @@ def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None)
                     continue  # rolled back: the next step stops
                 out.on_checkpoint(run, False)
             return
+
+
+def _log_record(run: Run, d: dict, g: dict) -> dict:
+    """The metrics.jsonl record of this log step: averages over the steps since the last one (then reset)."""
+    vals = (run.log_sums / run.log_count).tolist()
+    run.log_sums.zero_()
+    run.log_count = 0
+    return {"step": run.step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
+            "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
+            "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"]}
 
 
 def _diverged(run: Run, out: NullOutput, step: int) -> None:
