@@ -143,7 +143,7 @@ def inspect(out: Path) -> Damage:
     d = Damage()
     for p in sorted(x for x in out.rglob("*") if x.is_file()):
         name, rel = p.name, str(p.relative_to(out))
-        if outputs._LEFTOVER.fullmatch(name):
+        if outputs.is_leftover(name):
             d.temporaries.append(rel)
             continue
         try:
@@ -236,7 +236,7 @@ def trial(folder: Path, ref: Outcome, kills: int, rng: random.Random, tally: Tal
         else:
             tally.land("between writes (a step, drawing a picture, measuring)")
     got = finish(out)
-    left = [str(p.relative_to(out)) for p in out.rglob("*") if outputs._LEFTOVER.fullmatch(p.name)]
+    left = [str(p.relative_to(out)) for p in out.rglob("*") if outputs.is_leftover(p.name)]
     tally.failures += [f"temporary left after the finish: {t}" for t in left]
     ok = [same_weights(got, ref), same_steps(got, ref), same_records(got, ref)]
     if not ok[0]:

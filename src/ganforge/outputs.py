@@ -231,12 +231,17 @@ _LEFTOVER = re.compile(r"\..+\.partial\.\w+|(?:" + "|".join(map(re.escape, _WRIT
                        + r")\.(?:[a-z0-9_]{8}|[0-9]+\.[0-9a-f]{8})\.tmp")
 
 
+def is_leftover(name: str) -> bool:
+    """Whether a file name in a run folder is a temporary that an interrupted write of ganforge's leaves."""
+    return _LEFTOVER.fullmatch(name) is not None
+
+
 def remove_leftovers(folder: Path) -> list[Path]:
     """Delete the temporary files a killed run left in its folder (call it holding the run's lock); returns them."""
     gone = []
     for sub in (folder, folder / "samples", folder / "eval"):
         for p in sorted(sub.iterdir()) if sub.is_dir() else []:
-            if p.is_file() and _LEFTOVER.fullmatch(p.name):
+            if p.is_file() and is_leftover(p.name):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                     gone.append(p)
