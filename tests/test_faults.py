@@ -14,8 +14,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ganforge import checkpoint, config, fsio, outputs, train
 from ganforge.cli import main as cli
@@ -165,6 +167,28 @@ def test_training_in_another_thread_installs_no_handlers(tiny_1d, monkeypatch):
     thread.start()
     thread.join()
     assert done == [40] and installed == []
+
+
+def test_streamed_images_resume_exactly(tmp_path):
+    """Images streamed from disk (data.max_memory tiny): the loader reading ahead restarts at the checkpoint."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    for i, a in enumerate(pixels):
+        Image.fromarray(a).save(folder / f"{i:02d}.png")
+    sets = [f'data.path="{folder}"', "data.max_memory=0.000001", "model.z_dim=8", "model.g.channels=8",
+            "model.d.channels=8", "train.batch_size=8", "train.steps=6", 'train.lr_decay="none"', "train.log_every=2",
+            "train.sample_every=0", "train.ckpt_every=0", 'train.progress="none"', "train.tensorboard=false",
+            "train.animation=false"]
+    cfg = config.apply_overrides(config.load_preset("images"), sets + [f'train.out="{tmp_path / "run"}"'])
+    run = train.build(cfg)
+    assert run.data.streamed
+    with pytest.raises(train.TrainingStopped, match="^stopped at step 3: "):
+        train.train(run=run, output=Hooked(run, _at(3, _sigint)))
+    resumed = train.train(run=train.resume(run.out))
+    full = train.train(config.apply_overrides(cfg, [f'train.out="{tmp_path / "full"}"']))
+    _assert_same_nets(resumed, full)
+    assert _records(run.out) == _records(full.out)
 
 
 # ---------------------------------------------------------------------------------------------------

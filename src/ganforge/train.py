@@ -334,6 +334,8 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 output.message(lock.message)
         finished = False
         try:
+            if run.step > 0:  # resumed: a streamed run's loader began reading ahead before the checkpoint moved it
+                _restart_batches(run)
             output.on_start(run)
             if run.cfg.train.on_nan == "rollback" and run.step == 0 and not (run.out / CHECKPOINT).exists():
                 output.on_checkpoint(run, False)  # somewhere to go back to before the first periodic checkpoint
@@ -412,6 +414,14 @@ def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None)
             return
 
 
+def _restart_batches(run: Run) -> None:
+    """Streamed batches: restart the loader from the sampler's position (its workers read ahead from where the
+    sampler was when it started, so after a restore or a rollback they would hand out the wrong batches)."""
+    if isinstance(run.batches, StreamedBatches):
+        run.batches.close()
+        run.batches = StreamedBatches(run.data, run.sampler, run.rng, run.cfg.train.xflip, device=run.device)
+
+
 def _log_record(run: Run, d: dict, g: dict) -> dict:
     """The metrics.jsonl record of this log step: averages over the steps since the last one (then reset)."""
     vals = (run.log_sums / run.log_count).tolist()
@@ -442,9 +452,7 @@ def _diverged(run: Run, out: NullOutput, step: int) -> None:
     run.cfg = cfg
     t = cfg.train
     _set_lr(run, lr_factor(t.lr_decay, t.lr_decay_start, run.step, run.total) if t.lr_decay != "none" else 1.0)
-    if isinstance(run.batches, StreamedBatches):  # its workers read ahead of the sampler we just moved back
-        run.batches.close()
-        run.batches = StreamedBatches(run.data, run.sampler, run.rng, t.xflip, device=run.device)
+    _restart_batches(run)
     rec = {"step": run.step, "rollback": {"from_step": step, "count": count, "lr_g": cfg.g_optim.lr,
                                           "lr_d": cfg.d_optim.lr}}
     text = (f"step {step}: a loss or weight became NaN or infinite; rolled back to the checkpoint of step "
