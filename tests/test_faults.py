@@ -169,6 +169,14 @@ def test_training_in_another_thread_installs_no_handlers(tiny_1d, monkeypatch):
     assert done == [40] and installed == []
 
 
+def test_learning_rates_set_on_resume_are_used(tiny_1d):
+    run = train.train(config.apply_overrides(tiny_1d, ["train.steps=20"]))
+    resumed = train.train(run=train.resume(run.out, ["train.steps=40", "g_optim.lr=5e-5", "d_optim.lr=1e-4"]))
+    assert (resumed.opt_g.param_groups[0]["lr"], resumed.opt_d.param_groups[0]["lr"]) == (5e-5, 1e-4)
+    logs = [r for r in _records(run.out) if "loss_d" in r]
+    assert [(r["step"], r["lr_g"], r["lr_d"]) for r in logs[2:]] == [(30, 5e-5, 1e-4), (40, 5e-5, 1e-4)]
+
+
 def test_streamed_images_resume_exactly(tmp_path):
     """Images streamed from disk (data.max_memory tiny): the loader reading ahead restarts at the checkpoint."""
     folder = tmp_path / "imgs"

@@ -334,8 +334,10 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 output.message(lock.message)
         finished = False
         try:
-            if run.step > 0:  # resumed: a streamed run's loader began reading ahead before the checkpoint moved it
-                _restart_batches(run)
+            if run.step > 0:  # resumed
+                _restart_batches(run)  # a streamed run's loader began reading ahead before the checkpoint moved it
+                if run.cfg.train.lr_decay == "none":  # the config's rates (e.g. --set g_optim.lr=...), not the
+                    _set_lr(run, 1.0)  # ones the optimizers' saved state brought back
             output.on_start(run)
             if run.cfg.train.on_nan == "rollback" and run.step == 0 and not (run.out / CHECKPOINT).exists():
                 output.on_checkpoint(run, False)  # somewhere to go back to before the first periodic checkpoint
