@@ -126,6 +126,7 @@ class TrainConfig:
     tensorboard: bool = True  # also log to RUN/tensorboard/ (when the tensorboard package is installed)
     doctor: bool = True  # watch the logged metrics and print warnings about common GAN problems
     animation: bool = True  # at the end, write RUN/samples.gif of the sample pictures over training
+    on_nan: str = "stop"  # NaN/inf loss or weight: stop (last good checkpoint kept) or rollback (to it, lrs halved; 3x)
 
 
 @dataclass
@@ -160,6 +161,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "progress": ("auto", "bar", "lines", "none"),
     "lr_decay": ("none", "linear", "cosine"),
+    "on_nan": ("stop", "rollback"),
     "data.fit": ("crop", "resize", "pad"),  # full paths where a field name is used twice
     "data.channels": ("auto", "1", "3", "4"),
     "data.labels": ("none", "folders"),

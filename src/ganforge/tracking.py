@@ -71,14 +71,15 @@ class NullWriter:
 class TensorBoardWriter:
     """Event files under RUN/tensorboard/ (view with `tensorboard --logdir RUN`)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # torch raises this when the tensorboard package is missing
             raise ImportError("TensorBoard logging needs the tensorboard package: "
                               "pip install tensorboard") from e
         self.log_dir = Path(run_dir) / "tensorboard"
-        self._w = SummaryWriter(log_dir=str(self.log_dir))
+        # purge_step: TensorBoard hides the events of earlier writers at steps >= it (a resumed or rolled-back run)
+        self._w = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict) -> None:
         """Every number in a log record (losses, D(x), D(G(z)), gradient norms, lrs, eval/* metrics)."""
@@ -102,8 +103,12 @@ class TensorBoardWriter:
         self._w.close()
 
 
-def open_writer(run_dir: str | Path, enabled: bool = True) -> TensorBoardWriter | NullWriter:
-    """A TensorBoard writer for the run, or a `NullWriter` when disabled or tensorboard is missing."""
+def open_writer(run_dir: str | Path, enabled: bool = True,
+                purge_step: int | None = None) -> TensorBoardWriter | NullWriter:
+    """A TensorBoard writer for the run, or a `NullWriter` when disabled or tensorboard is missing.
+
+    With `purge_step`, earlier event files' steps from `purge_step` on are hidden (they are being redone).
+    """
     if enabled and tensorboard_available():
-        return TensorBoardWriter(run_dir)
+        return TensorBoardWriter(run_dir, purge_step)
     return NullWriter()

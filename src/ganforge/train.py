@@ -9,7 +9,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +60,9 @@ class Run:
     fixed_y: torch.Tensor | None = None  # (num_samples,) labels pictured with fixed_z (conditional runs)
     step: int = 0
     init_from: str = ""  # the run or G file its weights started from (ganforge train --init), or ''
+    log_sums: torch.Tensor | None = None  # (4,) sums of loss_d, loss_g, D(x), D(G(z)) since the last log step
+    log_count: int = 0  # G updates summed in log_sums (saved, so a resumed run logs the same averages)
+    rollbacks: int = 0  # times train.on_nan = "rollback" went back to the last checkpoint
 
     @property
     def sample_model(self) -> nn.Module:
@@ -148,7 +155,10 @@ def save_run(run: Run, path: Path | None = None) -> Path:
              "sampler": run.sampler.state(), "data_shape": list(run.data.shape), "family": run.data.family.name,
              "num_classes": run.data.num_classes, "class_names": run.data.class_names,
              "data_source": run.data.source, "init_from": run.init_from,
+             "log_count": run.log_count, "rollbacks": run.rollbacks,
              "ganforge_version": ganforge.__version__, "torch_version": torch.__version__}
+    if run.log_sums is not None:
+        tensors["log.sums"] = run.log_sums
     path = path or run.out / CHECKPOINT
     checkpoint.save(path, tensors, state)
     return path
@@ -173,6 +183,11 @@ def restore_run(run: Run, tensors: dict[str, torch.Tensor], state: dict) -> None
         run.sampler.load_state(state["sampler"], tensors.get("sampler.perm"))
     run.step = int(state["step"])
     run.init_from = state.get("init_from", "")
+    # older checkpoints kept no log window: the first average after resuming then covers fewer steps
+    sums = tensors.get("log.sums")
+    run.log_sums = sums.to(run.device) if sums is not None else None
+    run.log_count = int(state.get("log_count", 0)) if sums is not None else 0
+    run.rollbacks = int(state.get("rollbacks", 0))
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
@@ -191,10 +206,15 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
 # The loop
 
 
-def _finite(run: Run) -> bool:
-    """Whether every weight of G and D (and G_ema) is finite."""
+def _finite(run: Run, sums: torch.Tensor | None = None) -> bool:
+    """Whether every weight and float buffer of G, D (and G_ema), and `sums` (the losses since the last log), is
+    finite; one synchronisation with the device."""
     nets = [run.G, run.D] + ([run.G_ema] if run.G_ema is not None else [])
-    return all(bool(torch.isfinite(p).all()) for net in nets for p in net.parameters())
+    flags = [torch.isfinite(t).all() for net in nets for t in (*net.parameters(), *net.buffers())
+             if t.is_floating_point()]
+    if sums is not None:
+        flags.append(torch.isfinite(sums).all())
+    return bool(torch.stack(flags).all())
 
 
 def _grad_norm(module: nn.Module) -> torch.Tensor:
@@ -292,14 +312,20 @@ def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Te
     return {"loss_g": loss_g.detach(), "grad_norm_g": gn}
 
 
+MAX_ROLLBACKS = 3  # train.on_nan = "rollback": returns to the last checkpoint before training stops
+
+
 def train(cfg: Config | None = None, run: Run | None = None, progress: str | None = None,
           output: NullOutput | None = None) -> Run:
     """Train until `run.total` G updates; give `cfg` for a new run or `run` to continue one.
 
-    Everything written or shown goes through `output` (default: a `RunOutput` in the run folder).
+    Everything written or shown goes through `output` (default: a `RunOutput` in the run folder). Called in
+    the main thread, SIGINT and SIGTERM stop training after the current step and a checkpoint: then
+    `TrainingStopped` is raised, a SystemExit with code 130 or 143, so `ganforge train` exits as shells expect.
     """
     run = run or build(cfg)
     r = recipe(run.cfg, run.device)
+    stopped = None
     with contextlib.ExitStack() as stack:
         if output is None:  # the run folder is ours alone while we write into it
             lock = stack.enter_context(RunLock(run.out))
@@ -308,22 +334,38 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 output.message(lock.message)
         finished = False
         try:
-            _loop(run, r, output)
-            finished = True
+            if run.step > 0:  # resumed
+                _restart_batches(run)  # a streamed run's loader began reading ahead before the checkpoint moved it
+                if run.cfg.train.lr_decay == "none":  # the config's rates (e.g. --set g_optim.lr=...), not the
+                    _set_lr(run, 1.0)  # ones the optimizers' saved state brought back
+            output.on_start(run)
+            if run.cfg.train.on_nan == "rollback" and run.step == 0 and not (run.out / CHECKPOINT).exists():
+                output.on_checkpoint(run, False)  # somewhere to go back to before the first periodic checkpoint
+            with StopSignals() as stop:
+                _loop(run, r, output, stop)
+            finished = run.step >= run.total
+            if not finished:  # _loop returned early: a signal, after the step's checkpoint
+                stopped = TrainingStopped(stop.signum, run.step, run.out)
         finally:
             output.close(run, finished)
             run.batches.close()
+    if stopped is not None:
+        if isinstance(output, RunOutput):  # shown whatever train.progress says: it answers the user's Ctrl-C
+            print(stopped, file=sys.stderr, flush=True)
+        raise stopped
     return run
 
 
-def _loop(run: Run, r: Recipe, out: NullOutput) -> None:
-    """The steps from run.step to run.total, calling the output's hooks."""
-    cfg, t = run.cfg, run.cfg.train
-    acc = torch.zeros(4, device=run.device)  # running sums of loss_d, loss_g, D(x), D(G(z))
-    n_acc, t_last, step_last = 0, time.perf_counter(), run.step
+def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None) -> None:
+    """The steps from run.step to run.total, calling the output's hooks; returns early, after a checkpoint,
+    once `stop` has caught a signal."""
+    if run.log_sums is None:  # the running sums since the last log step (a resumed run continues its own)
+        run.log_sums, run.log_count = torch.zeros(4, device=run.device), 0
+    t_last, step_last = time.perf_counter(), run.step
     run.G.train()
     run.D.train()
     while run.step < run.total:
+        cfg, t = run.cfg, run.cfg.train  # (a rollback replaces the config: halved learning rates)
         step = run.step + 1
         log_now = step % t.log_every == 0 or step == run.total
         if t.lr_decay != "none":
@@ -335,44 +377,158 @@ def _loop(run: Run, r: Recipe, out: NullOutput) -> None:
             g = g_step(run, r, std, d["real"], d["y_real"], log_now)
         run.step = step
 
-        # ---- bookkeeping (tensors only; synchronise with the device at log steps)
+        # ---- bookkeeping (tensors only; synchronise with the device only before writing something)
         with torch.no_grad():
             d_real, d_fake = d["d_real"].float(), d["d_fake"].float()
             if r.loss.probability:
                 d_real, d_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
-            acc += torch.stack([d["loss_d"], g["loss_g"], d_real.mean(), d_fake.mean()])
-        n_acc += 1
+            run.log_sums += torch.stack([d["loss_d"], g["loss_g"], d_real.mean(), d_fake.mean()])
+        run.log_count += 1
+        sample_now = bool(t.sample_every) and step % t.sample_every == 0 or step == run.total
+        eval_now = bool(cfg.eval.every) and (step % cfg.eval.every == 0 or step == run.total)
+        ckpt_now = bool(t.ckpt_every) and step % t.ckpt_every == 0 or step == run.total or eval_now
+        writes = log_now or sample_now or ckpt_now
+        # NaN or inf anywhere (losses since the last log, weights) is caught before anything is written
+        if writes and not _finite(run, run.log_sums):
+            _diverged(run, out, step)  # raises, or rolls back to the last checkpoint
+            t_last, step_last = time.perf_counter(), run.step
+            continue
+
+        # ---- outputs
         if log_now:
             now = time.perf_counter()
-            vals = (acc / n_acc).tolist()
-            rec = {"step": step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
-                   "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
-                   "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"],
-                   "steps_per_s": (step - step_last) / (now - t_last), "time": time.time()}
-            acc.zero_()
-            n_acc, t_last, step_last = 0, now, step
+            rec = _log_record(run, d, g) | {"steps_per_s": (step - step_last) / (now - t_last), "time": time.time()}
+            t_last, step_last = now, step
             out.on_log(run, rec)
-            if not all(math.isfinite(v) for v in vals):
-                raise TrainingDiverged(step, run.out / CHECKPOINT)
-        if hasattr(out, "on_step"):
-            out.on_step(run)
-        if t.sample_every and step % t.sample_every == 0 or step == run.total:
+        out.on_step(run)
+        if sample_now:
             out.on_sample(run)
-        eval_now = bool(cfg.eval.every) and (step % cfg.eval.every == 0 or step == run.total)
-        if t.ckpt_every and step % t.ckpt_every == 0 or step == run.total or eval_now:
-            if not _finite(run):  # never keep NaN weights as the "last good" checkpoint
-                raise TrainingDiverged(step, run.out / CHECKPOINT)
+        if ckpt_now:
             out.on_checkpoint(run, eval_now)
+
+        # ---- a stop signal (caught at any point of this step): this step's checkpoint, then return
+        if stop is not None and stop.signum is not None and step < run.total:
+            if not ckpt_now:
+                if not writes and not _finite(run, run.log_sums):
+                    _diverged(run, out, step)
+                    continue  # rolled back: the next step stops
+                out.on_checkpoint(run, False)
+            return
+
+
+def _restart_batches(run: Run) -> None:
+    """Streamed batches: restart the loader from the sampler's position (its workers read ahead from where the
+    sampler was when it started, so after a restore or a rollback they would hand out the wrong batches)."""
+    if isinstance(run.batches, StreamedBatches):
+        run.batches.close()
+        run.batches = StreamedBatches(run.data, run.sampler, run.rng, run.cfg.train.xflip, device=run.device)
+
+
+def _log_record(run: Run, d: dict, g: dict) -> dict:
+    """The metrics.jsonl record of this log step: averages over the steps since the last one (then reset)."""
+    vals = (run.log_sums / run.log_count).tolist()
+    run.log_sums.zero_()
+    run.log_count = 0
+    return {"step": run.step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
+            "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
+            "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"]}
+
+
+def _diverged(run: Run, out: NullOutput, step: int) -> None:
+    """NaN or inf at `step`: raise TrainingDiverged or, with train.on_nan = "rollback", restore the last
+    checkpoint and halve both learning rates (at most MAX_ROLLBACKS times)."""
+    path = run.out / CHECKPOINT
+    if run.cfg.train.on_nan != "rollback" or not path.exists():
+        raise TrainingDiverged(step, path)
+    if run.rollbacks >= MAX_ROLLBACKS:
+        raise TrainingDiverged(step, path, run.rollbacks)
+    count = run.rollbacks + 1
+    tensors, state = checkpoint.load(path)
+    restore_run(run, tensors, state)  # weights, optimizers, random streams, data order, log window, step
+    run.rollbacks = count
+    if run.log_sums is None:
+        run.log_sums, run.log_count = torch.zeros(4, device=run.device), 0
+    cfg = copy.deepcopy(run.cfg)  # the caller's config stays as given; checkpoints save the halved rates
+    cfg.g_optim.lr /= 2
+    cfg.d_optim.lr /= 2
+    run.cfg = cfg
+    t = cfg.train
+    _set_lr(run, lr_factor(t.lr_decay, t.lr_decay_start, run.step, run.total) if t.lr_decay != "none" else 1.0)
+    _restart_batches(run)
+    rec = {"step": run.step, "rollback": {"from_step": step, "count": count, "lr_g": cfg.g_optim.lr,
+                                          "lr_d": cfg.d_optim.lr}}
+    text = (f"step {step}: a loss or weight became NaN or infinite; rolled back to the checkpoint of step "
+            f"{run.step} with the learning rates halved (G {cfg.g_optim.lr:g}, D {cfg.d_optim.lr:g}); "
+            f"rollback {count} of {MAX_ROLLBACKS}")
+    out.on_rollback(run, rec, text)
 
 
 class TrainingDiverged(RuntimeError):
-    """Losses became NaN or infinite; the last good checkpoint is kept."""
+    """Losses or weights became NaN or infinite; the last good checkpoint is kept."""
 
-    def __init__(self, step: int, ckpt: Path):
+    def __init__(self, step: int, ckpt: Path, rollbacks: int = 0):
         kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written"
-        super().__init__(f"training diverged at step {step}: a loss became NaN or infinite; {kept}. "
-                         "Try a lower learning rate, a gradient penalty, or spectral norm on D.")
+        tried = f" after {rollbacks} rollbacks with halved learning rates" if rollbacks else ""
+        hint = "" if rollbacks else ', or train.on_nan = "rollback"'
+        super().__init__(f"training diverged at step {step}{tried}: a loss or weight became NaN or infinite; "
+                         f"{kept}. Try a lower learning rate, a gradient penalty, or spectral norm on D{hint}.")
 
+
+class TrainingStopped(SystemExit):
+    """SIGINT or SIGTERM stopped training after a checkpoint; the exit code is 128 + the signal (130, 143)."""
+
+    def __init__(self, signum: int, step: int, out: Path):
+        super().__init__(128 + signum)
+        self.signum, self.step = signum, step
+        self.message = (f"stopped at step {step}: checkpoint written; continue with: "
+                        f"ganforge train --resume {shlex.quote(str(out))}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StopSignals:
+    """While entered in the main thread, SIGINT and SIGTERM ask training to stop after the current step.
+
+    `signum` is the first signal caught (None before). A second signal is answered "saving, please wait";
+    a third raises KeyboardInterrupt at once (files are written atomically, so none is left half-written).
+    The previous handlers are restored on exit; in other threads nothing is installed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.count = 0
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        previous, self._previous = self._previous, {}
+        for s, handler in previous.items():  # None: installed outside Python; the default is the best guess
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.signum = signum
+            _say(f"{signal.Signals(signum).name}: finishing this step, then writing a checkpoint")
+        elif self.count == 2:
+            _say("saving, please wait (signal once more to quit at once: the last complete checkpoint is kept)")
+        else:
+            self.__exit__()
+            raise KeyboardInterrupt
+
+
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler: one unbuffered write, so it never re-enters a buffered print."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.write(sys.stderr.fileno(), f"\n{text}\n".encode())
 
 def lr_factor(kind: str, start: float, step: int, total: int) -> float:
     """Multiplier of the base learning rates before G update `step + 1`: 1 until `start`, then to 0."""
