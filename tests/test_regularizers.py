@@ -9,15 +9,15 @@ from ganforge.regularizers import REGULARIZERS, r1_penalty, r2_penalty, wgan_gp_
 
 
 class Linear(nn.Module):
-    """D(x) = w . flatten(x) + b, so grad_x D = w for every input."""
+    """D(x) = w . flatten(x) + b, so grad_x D = w for every input (the D interface: (logits, aux))."""
 
     def __init__(self, w: list[float]):
         super().__init__()
         self.w = nn.Parameter(torch.tensor(w))
         self.b = nn.Parameter(torch.tensor(0.3))
 
-    def forward(self, x):
-        return x.flatten(1) @ self.w + self.b
+    def forward(self, x, y=None):
+        return x.flatten(1) @ self.w + self.b, None
 
 
 class ClassLinear(nn.Module):
@@ -27,15 +27,15 @@ class ClassLinear(nn.Module):
         super().__init__()
         self.W = nn.Parameter(torch.tensor(W))
 
-    def forward(self, x, y):
-        return (self.W[y] * x.flatten(1)).sum(1)
+    def forward(self, x, y=None):
+        return (self.W[y] * x.flatten(1)).sum(1), None
 
 
 class HalfSquare(nn.Module):
     """D(x) = 1/2 ||x||^2 per sample, so grad_x D = x."""
 
-    def forward(self, x):
-        return 0.5 * x.flatten(1).square().sum(1)
+    def forward(self, x, y=None):
+        return 0.5 * x.flatten(1).square().sum(1), None
 
 
 W4 = [1.0, -2.0, 2.0, 0.5]  # ||w||^2 = 9.25
@@ -72,7 +72,7 @@ def test_interpolates_lie_between_real_and_fake():
     seen = []
 
     class Spy(Linear):
-        def forward(self, x):
+        def forward(self, x, y=None):
             seen.append(x.detach())
             return super().forward(x)
 
