@@ -32,6 +32,7 @@ by N processes resumes with any other number that divides the batch.
 from __future__ import annotations
 
 import atexit
+import inspect
 import math
 import os
 from collections.abc import Mapping
@@ -51,6 +52,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganforge.train import Run
 
 TIMEOUT = timedelta(minutes=30)  # rank 0 evaluates and writes while the others wait at the next collective
+# DDP's flag that stops the broadcast of buffers at each forward: forward_sync_buffers from torch 2.13 on
+# (which deprecates broadcast_buffers), broadcast_buffers before
+NO_BUFFER_SYNC = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
+                  inspect.signature(DistributedDataParallel).parameters else {"broadcast_buffers": False})
 AVERAGED = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "steps_per_s")  # log keys
 
 
@@ -101,10 +106,15 @@ def from_env(env: Mapping[str, str] | None = None) -> Parallel:
     return Parallel(rank, world, _env_int(env, "LOCAL_RANK", rank))
 
 
-def check_split(cfg: Config, world: int) -> None:
-    """The global batch must split evenly into `world` shares that D can still take (pack, stddev groups)."""
+def check(cfg: Config, par: Parallel, device: torch.device) -> None:
+    """What `par.world` processes on `device` need of the config: a global batch that splits evenly into shares
+    D can still take (pack, stddev groups), and CUDA for model.sync_bn."""
+    world = par.world
     if world == 1:
         return
+    if cfg.model.sync_bn and device.type != "cuda":
+        raise ConfigError("model.sync_bn: SyncBatchNorm needs CUDA devices; on CPU each process normalises its "
+                          "own share of the batch (set model.sync_bn = false)")
     b = cfg.train.batch_size
     if b % world:
         raise ConfigError(f"train.batch_size ({b}) is the global batch: it must be a multiple of the number of "
@@ -134,13 +144,10 @@ def init(par: Parallel, device: torch.device) -> None:
     atexit.register(cleanup)
 
 
-def sync_batchnorm(module: nn.Module, device: torch.device, par: Parallel) -> nn.Module:
-    """`module` with its BatchNorm layers normalising over the global batch (SyncBatchNorm); CUDA only."""
+def sync_batchnorm(module: nn.Module, par: Parallel) -> nn.Module:
+    """`module` with its BatchNorm layers normalising over the global batch (SyncBatchNorm; CUDA, see `check`)."""
     if par.world == 1:
         return module  # one process sees the whole batch already
-    if device.type != "cuda":
-        raise ConfigError("model.sync_bn: SyncBatchNorm needs CUDA devices; on CPU each process normalises its "
-                          "own share of the batch (set model.sync_bn = false)")
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
@@ -153,7 +160,8 @@ def wrap(module: nn.Module, device: torch.device, par: Parallel) -> nn.Module:
     if par.world == 1:
         return module
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(module, device_ids=ids, **NO_BUFFER_SYNC)
+
 
 
 def _joined() -> bool:

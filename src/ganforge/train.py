@@ -117,8 +117,8 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     """
     config.validate(cfg)
     par = distributed.from_env()
-    distributed.check_split(cfg, par.world)
     device = resolve_device(cfg.train.device, par.local_rank if par.world > 1 else None)
+    distributed.check(cfg, par, device)
     distributed.init(par, device)
     data = (data or load_dataset(cfg.data, seed=cfg.train.seed)).to(device)
     family = data.family
@@ -138,7 +138,7 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
         D = (D or build_discriminator(cfg.model, data.shape, data.num_classes)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.model.ema > 0 else None
     if cfg.model.sync_bn:
-        G, D = distributed.sync_batchnorm(G, device, par), distributed.sync_batchnorm(D, device, par)
+        G, D = distributed.sync_batchnorm(G, par), distributed.sync_batchnorm(D, par)
     par.G, par.D = distributed.wrap(G, device, par), distributed.wrap(D, device, par)
     # The fixed noise has its own generator so pictures never disturb the training random streams.
     gen = torch.Generator().manual_seed(cfg.train.seed + 1)
@@ -291,8 +291,8 @@ def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Te
            grad_norm: bool) -> dict:
     """One G update on fresh noise, D frozen so only G's weights get gradients; then the EMA.
 
-    G's pass goes through run.par.G (DDP under torchrun); D's through the bare D: it takes no gradient
-    here, and DDP(D) would otherwise wait for gradients that never come.
+    G's pass goes through run.par.G (DDP under torchrun); D's through the bare D: frozen here, it has no
+    gradient for DDP to average.
     """
     cfg, D = run.cfg, run.D
     D.requires_grad_(False)

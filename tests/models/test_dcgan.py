@@ -8,8 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganforge.config import ModelConfig, NetConfig
-from ganforge.models import build_discriminator, build_generator
-from ganforge.models import Discriminator
+from ganforge.models import Discriminator, build_discriminator, build_generator
 from ganforge.models.dcgan import DCGANGenerator, DCGANTrunk, conv_plan, widths
 
 

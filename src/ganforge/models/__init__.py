@@ -47,10 +47,10 @@ def check_interface(module: nn.Module, who: str) -> None:
     try:
         inspect.signature(module.forward).bind(None, None)
     except TypeError:
-        sig = inspect.signature(module.forward)
+        sig, x = inspect.signature(module.forward), "z" if who == "G" else "x"
         out = "samples" if who == "G" else "(logits, aux or None)"
-        raise TypeError(f"{who}: {type(module).__name__}.forward{sig} must take ({'z' if who == 'G' else 'x'}, "
-                        f"y=None) and return {out}, the interface of every ganforge {who} (see ganforge.models)") from None
+        raise TypeError(f"{who}: {type(module).__name__}.forward{sig} must take ({x}, y=None) and return {out}, "
+                        f"the interface of every ganforge {who} (see ganforge.models)") from None
 
 
 def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...], images: bool,

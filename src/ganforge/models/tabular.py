@@ -111,7 +111,7 @@ class TableDiscriminator(nn.Module):
         self.out = nn.Linear(width, 1)
 
     def forward(self, x: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, None]:
-        """(logits (B // pac,), None: no class head); in training mode dropout masks come from `generator` (required)."""
+        """(logits (B // pac,), None: no class head); in training mode dropout masks come from `generator`."""
         if x.shape[0] % self.pac:
             raise ValueError(f"TableDiscriminator: batch {x.shape[0]} is not a multiple of pac={self.pac}")
         drop = self.training and self.dropout > 0
