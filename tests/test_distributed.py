@@ -261,3 +261,25 @@ def test_python_dash_m_ganforge_is_the_command():
     out = subprocess.run([sys.executable, "-m", "ganforge", "train", "--help"], capture_output=True, text=True,
                          env=env, check=True)
     assert out.stdout.startswith("usage: ganforge train")
+
+
+def test_one_process_writes_through_its_own_output(tiny_1d):
+    run = train.build(tiny_1d)
+    out = RunOutput.__new__(RunOutput)  # any output object: passed through untouched
+    assert distributed.output_for(run, None) is None and distributed.output_for(run, out) is out
+
+
+def test_rank_output_hands_on_the_record_then_stops_every_rank_on_a_non_finite_average(tiny_1d):
+    seen = []
+
+    class Spy(distributed.NullOutput):
+        def on_log(self, run, rec):
+            seen.append(rec)
+
+    run = train.build(tiny_1d)
+    out = distributed.RankOutput(Spy(), run.device)  # outside a process group the average is the value itself
+    out.on_log(run, {"step": 10, "loss_d": 1.5, "loss_g": 0.5, "lr_d": 1e-3})
+    assert seen == [{"step": 10, "loss_d": 1.5, "loss_g": 0.5, "lr_d": 1e-3}]
+    with pytest.raises(train.TrainingDiverged, match="training diverged at step 20"):
+        out.on_log(run, {"step": 20, "loss_d": float("nan"), "loss_g": 0.5})
+    assert seen[-1]["step"] == 20  # written first, as the loop does

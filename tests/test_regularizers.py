@@ -5,7 +5,8 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from ganforge.regularizers import REGULARIZERS, r1_penalty, r2_penalty, wgan_gp_penalty
+from ganforge.regularizers import REGULARIZERS, mix_weights, r1_penalty, r2_penalty, wgan_gp_penalty
+from ganforge.rng import RunRandom
 
 
 class Linear(nn.Module):
@@ -93,3 +94,22 @@ def test_labels_reach_d_and_registry_picks_the_right_batch():
     # interpolates use the real labels: ||row 0|| = 1, no penalty
     assert_close(REGULARIZERS["wgan-gp"].fn(D, real, fake, y_real, y_fake), torch.tensor(0.0))
     assert {k: r.scale for k, r in REGULARIZERS.items()} == {"r1": 0.5, "r2": 0.5, "wgan-gp": 1.0}
+
+
+def test_wgan_gp_mixes_with_the_given_weights_or_the_runs_penalty_stream():
+    seen = []
+
+    class Spy(Linear):
+        def forward(self, x, y=None):
+            seen.append(x.detach())
+            return super().forward(x)
+
+    real, fake = torch.zeros(4, 1), torch.ones(4, 1)
+    e = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    wgan_gp_penalty(Spy([1.0]), real, fake, e=e)
+    assert_close(seen[-1][:, 0], 1 - e)  # x_hat = e * 0 + (1 - e) * 1
+    streams = RunRandom(7)
+    expected = mix_weights(4, RunRandom(7), real)  # the same stream, drawn the same way
+    REGULARIZERS["wgan-gp"].fn(Spy([1.0]), real, fake, None, None, streams)
+    assert_close(seen[-1][:, 0], 1 - expected)
+    assert not torch.equal(streams["penalty"].get_state(), RunRandom(7)["penalty"].get_state())  # it moved
