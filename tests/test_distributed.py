@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 from torch.testing import assert_close
 
 from ganforge import checkpoint, config, distributed, rng, train
@@ -31,6 +32,7 @@ ACGAN = QUIET + ['data.name="mnist-5k"', "data.limit=200", "model.z_dim=8", "mod
                  "train.steps=20", "train.log_every=5", "train.sample_every=0", "train.ckpt_every=0"]
 R1 = MLP + ['loss.regularizer="r1"', "loss.gamma=1.0", "loss.reg_every=2", "train.steps=20"]  # lazy R1
 WGAN_GP = MLP + ['loss.name="wgan"', 'loss.regularizer="wgan-gp"', "train.d_steps=2", "train.steps=20"]
+BN_DROPOUT = MLP + ['model.g.norm="batch"', "model.d.dropout=0.3", "model.ema=0.9", "train.steps=20"]  # per rank
 N = 10  # steps before and after a resume
 TOL = 1e-5
 
@@ -55,7 +57,13 @@ def _job(job: dict) -> None:
     else:
         run = train.build(_cfg(job["overrides"], job["out"]))
     assert (run.par.world, run.rng.world, run.batches.rng.world) == (2, 2, 2)
+    assert isinstance(run.par.G, DistributedDataParallel) and run.par.G.module is run.G
     _train(run)
+    # every rank ends with rank 0's weights, bit for bit (DDP hands every rank the same averaged gradients)
+    for p in [*run.G.parameters(), *run.D.parameters()]:
+        theirs = p.detach().clone()
+        torch.distributed.broadcast(theirs, 0)
+        assert torch.equal(theirs, p.detach()), "the ranks' weights drifted apart"
 
 
 def _worker(rank: int, port: int, jobs: list[dict]) -> None:
@@ -90,12 +98,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         "2n": _one(MLP + [f"train.steps={2 * N}"], root / "2n-1"),
         "n-then-2": _one(MLP + [f"train.steps={N}"], root / "n-then-2"),  # resumed below by 2 processes
     }
-    two = {name: root / f"{name}-2" for name in ("mlp", "acgan", "r1", "wgan-gp", "n-then-1")}
+    two = {name: root / f"{name}-2" for name in ("mlp", "acgan", "r1", "wgan-gp", "n-then-1", "bn-dropout")}
     jobs = [{"resume": False, "out": str(two["mlp"]), "overrides": MLP + ["train.steps=50"]},
             {"resume": False, "out": str(two["acgan"]), "overrides": ACGAN},
             {"resume": False, "out": str(two["r1"]), "overrides": R1},
             {"resume": False, "out": str(two["wgan-gp"]), "overrides": WGAN_GP},
             {"resume": False, "out": str(two["n-then-1"]), "overrides": MLP + [f"train.steps={N}"]},
+            {"resume": False, "out": str(two["bn-dropout"]), "overrides": BN_DROPOUT},
             {"resume": True, "out": str(one["n-then-2"]), "overrides": [f"train.steps={2 * N}"]}]
     mp.spawn(_worker, args=(_free_port(), jobs), nprocs=2, join=True)
     # written by 2 processes, resumed by 1
@@ -163,6 +172,16 @@ def test_class_head_and_gradient_penalties_under_ddp(runs, name):
     last = [r for r in _records(runs[f"{name}-2"]) if "loss_d" in r][-1]
     assert last["step"] == 20 and last["loss_d"] == pytest.approx(
         [r for r in _records(runs[f"{name}-1"]) if "loss_d" in r][-1]["loss_d"], rel=1e-4)
+
+
+def test_batch_norm_and_dropout_train_per_rank(runs):
+    """Batch norm over each rank's half and per-rank dropout masks: not the 1-process numbers, but a run whose
+    ranks stay in step (checked in each worker) and whose checkpoint holds G, D and G_ema."""
+    tensors, state = checkpoint.load(runs["bn-dropout-2"] / train.CHECKPOINT)
+    assert state["step"] == 20
+    assert any(k.startswith("g.") and k.endswith("running_mean") for k in tensors)
+    assert any(k.startswith("g_ema.") for k in tensors)
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if v.is_floating_point())
 
 
 def _listing(run_dir: Path) -> list[str]:
