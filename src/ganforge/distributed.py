@@ -10,8 +10,9 @@ How a run of N processes computes what one process computes (up to the order of 
 - G and D train through DistributedDataParallel (DDP), which averages their weight gradients over the
   ranks; per-rank losses are means over equal shares, so the average is the global batch's gradient.
   The D step's forward passes of D go through DDP(D); its G pass (no gradient) uses the bare G. The G step
-  goes through DDP(G) and the bare, frozen D: D gets no gradient there, so DDP(D) never waits for one
-  (no `find_unused_parameters` needed).
+  goes through DDP(G) and the bare, frozen D (requires_grad off): D's weights get no gradient there and
+  DDP(D) takes no part. Every weight of G and D is used by its step's loss, so `find_unused_parameters`
+  stays off.
 - Gradient penalties (R1, R2, WGAN-GP) take input gradients with `torch.autograd.grad(create_graph=True)`:
   those stay within each process and never reach DDP's hooks; the penalty joins D's loss and the one
   ordinary backward averages every weight gradient once. `static_graph` is off: lazy regularisation
@@ -23,6 +24,8 @@ How a run of N processes computes what one process computes (up to the order of 
   valid, but not the 1-process run's numbers. DiffAugment and instance noise still draw each rank's
   parameters from the shared stream at the local batch size, so ranks repeat one another's draws (see
   augment.py); dropout masks of ranks > 0 restart from their seed on resume.
+- Every process loads the whole dataset (each machine's local rank 0 first, so one download or decode
+  fills the cache); every machine needs the data, and the run folder to resume from.
 
 Rank 0 writes everything (`RunOutput`); the others get `NullOutput`; the logged losses and D outputs are
 averaged over the ranks first (`RankOutput`). Checkpoints hold the bare modules' state, so a run written
@@ -32,10 +35,11 @@ by N processes resumes with any other number that divides the batch.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import inspect
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -188,6 +192,17 @@ def broadcast_text(text: str, device: torch.device) -> str:
         data = torch.empty(int(n.item()), dtype=torch.uint8, device=device)
     dist.broadcast(data, 0)
     return bytes(data.tolist()).decode()
+
+
+@contextlib.contextmanager
+def local_rank_0_first(par: Parallel) -> Iterator[None]:
+    """Run the block on each machine's local rank 0 first, then on the other processes: one download or
+    decode fills the data cache, and the others read it."""
+    if par.world > 1 and par.local_rank != 0:
+        barrier()
+    yield
+    if par.world > 1 and par.local_rank == 0:
+        barrier()
 
 
 def barrier() -> None:

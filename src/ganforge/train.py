@@ -120,7 +120,10 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     device = resolve_device(cfg.train.device, par.local_rank if par.world > 1 else None)
     distributed.check(cfg, par, device)
     distributed.init(par, device)
-    data = (data or load_dataset(cfg.data, seed=cfg.train.seed)).to(device)
+    if data is None:
+        with distributed.local_rank_0_first(par):  # one process per machine downloads and caches
+            data = load_dataset(cfg.data, seed=cfg.train.seed)
+    data = data.to(device)
     family = data.family
     if cfg.train.xflip and not family.augmentable:
         raise ConfigError(f"train.xflip: flips need image data; {data.name} is {family.name} data")
