@@ -8,27 +8,27 @@ import torch
 import ganforge
 from ganforge import config, train
 from ganforge.metrics import load_digit_classifier
-from ganforge.models.conditional import ConditionalDiscriminator, ConditionalGenerator
-from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.models import ConditionalGenerator, DCGANGenerator, DCGANTrunk, Discriminator
 
 QUIET = ["data.name='mnist-5k'", "train.progress='none'", "train.tensorboard=false", "train.doctor=false",
          "train.animation=false"]
 
 
-@pytest.mark.parametrize(("name", "g_cls", "d_cls"), [("mnist-dcgan", DCGANGenerator, DCGANDiscriminator),
-                                                       ("mnist-cgan", ConditionalGenerator, ConditionalDiscriminator)])
-def test_preset_loads_and_builds(tmp_path, name, g_cls, d_cls):
+@pytest.mark.parametrize(("name", "g_cls", "classes"), [("mnist-dcgan", DCGANGenerator, 0),
+                                                         ("mnist-cgan", ConditionalGenerator, 10)])
+def test_preset_loads_and_builds(tmp_path, name, g_cls, classes):
     cfg = config.load_preset(name)
     assert (cfg.preset, cfg.data.name, cfg.model.g.arch, cfg.model.d.arch) == (name, "mnist", "dcgan", "dcgan")
     run = train.build(config.apply_overrides(cfg, QUIET), out=tmp_path)
-    assert isinstance(run.G, g_cls) and isinstance(run.D, d_cls)
+    assert isinstance(run.G, g_cls) and isinstance(run.D, Discriminator) and isinstance(run.D.body, DCGANTrunk)
     assert run.total == cfg.train.steps
     z = torch.randn(4, cfg.model.z_dim)
     y = torch.arange(4) if cfg.model.conditional != "none" else None
-    x = run.G(z, y) if y is not None else run.G(z)
+    x = run.G(z, y)
     assert x.shape == (4, 1, 28, 28) and x.abs().max() <= 1
-    logits = run.D(x, y) if y is not None else run.D(x)
+    logits, cls = run.D(x, y)
     assert logits.shape == (4,)
+    assert (cls.shape == (4, classes)) if classes else cls is None  # mnist-cgan is AC-GAN: D has a class head
 
 
 def test_cgan_preset_short_run_follows_labels(tmp_path):

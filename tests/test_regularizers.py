@@ -5,19 +5,20 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from ganforge.regularizers import REGULARIZERS, r1_penalty, r2_penalty, wgan_gp_penalty
+from ganforge.regularizers import REGULARIZERS, mix_weights, r1_penalty, r2_penalty, wgan_gp_penalty
+from ganforge.rng import RunRandom
 
 
 class Linear(nn.Module):
-    """D(x) = w . flatten(x) + b, so grad_x D = w for every input."""
+    """D(x) = w . flatten(x) + b, so grad_x D = w for every input (the D interface: (logits, aux))."""
 
     def __init__(self, w: list[float]):
         super().__init__()
         self.w = nn.Parameter(torch.tensor(w))
         self.b = nn.Parameter(torch.tensor(0.3))
 
-    def forward(self, x):
-        return x.flatten(1) @ self.w + self.b
+    def forward(self, x, y=None):
+        return x.flatten(1) @ self.w + self.b, None
 
 
 class ClassLinear(nn.Module):
@@ -27,15 +28,15 @@ class ClassLinear(nn.Module):
         super().__init__()
         self.W = nn.Parameter(torch.tensor(W))
 
-    def forward(self, x, y):
-        return (self.W[y] * x.flatten(1)).sum(1)
+    def forward(self, x, y=None):
+        return (self.W[y] * x.flatten(1)).sum(1), None
 
 
 class HalfSquare(nn.Module):
     """D(x) = 1/2 ||x||^2 per sample, so grad_x D = x."""
 
-    def forward(self, x):
-        return 0.5 * x.flatten(1).square().sum(1)
+    def forward(self, x, y=None):
+        return 0.5 * x.flatten(1).square().sum(1), None
 
 
 W4 = [1.0, -2.0, 2.0, 0.5]  # ||w||^2 = 9.25
@@ -72,7 +73,7 @@ def test_interpolates_lie_between_real_and_fake():
     seen = []
 
     class Spy(Linear):
-        def forward(self, x):
+        def forward(self, x, y=None):
             seen.append(x.detach())
             return super().forward(x)
 
@@ -93,3 +94,22 @@ def test_labels_reach_d_and_registry_picks_the_right_batch():
     # interpolates use the real labels: ||row 0|| = 1, no penalty
     assert_close(REGULARIZERS["wgan-gp"].fn(D, real, fake, y_real, y_fake), torch.tensor(0.0))
     assert {k: r.scale for k, r in REGULARIZERS.items()} == {"r1": 0.5, "r2": 0.5, "wgan-gp": 1.0}
+
+
+def test_wgan_gp_mixes_with_the_given_weights_or_the_runs_penalty_stream():
+    seen = []
+
+    class Spy(Linear):
+        def forward(self, x, y=None):
+            seen.append(x.detach())
+            return super().forward(x)
+
+    real, fake = torch.zeros(4, 1), torch.ones(4, 1)
+    e = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    wgan_gp_penalty(Spy([1.0]), real, fake, e=e)
+    assert_close(seen[-1][:, 0], 1 - e)  # x_hat = e * 0 + (1 - e) * 1
+    streams = RunRandom(7)
+    expected = mix_weights(4, RunRandom(7), real)  # the same stream, drawn the same way
+    REGULARIZERS["wgan-gp"].fn(Spy([1.0]), real, fake, None, None, streams)
+    assert_close(seen[-1][:, 0], 1 - expected)
+    assert not torch.equal(streams["penalty"].get_state(), RunRandom(7)["penalty"].get_state())  # it moved

@@ -30,10 +30,30 @@ def test_run_folder_contents(tiny_mnist):
     assert config.load_toml(run.out / "config.toml") == run.cfg
 
 
+class UserG(torch.nn.Module):
+    """A user's generator following the interface of every ganforge G: forward(z, y=None)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 1)
+
+    def forward(self, z, y=None):
+        return self.lin(z)
+
+
 def test_user_modules_can_be_passed_in(tiny_1d):
-    G = torch.nn.Sequential(torch.nn.Linear(4, 1))
+    G = UserG()
     run = train.train(run=train.build(tiny_1d, G=G))
     assert run.G is G
+
+
+def test_user_modules_must_follow_the_interface(tiny_1d):
+    with pytest.raises(TypeError, match=r"^G: Sequential.forward\(input\) must take \(z, y=None\) and return "
+                                        r"samples, the interface of every ganforge G"):
+        train.build(tiny_1d, G=torch.nn.Sequential(torch.nn.Linear(4, 1)))
+    with pytest.raises(TypeError, match=r"^D: Linear.forward\(input: torch.Tensor\) -> torch.Tensor must take "
+                                        r"\(x, y=None\) and return \(logits, aux or None\)"):
+        train.build(tiny_1d, D=torch.nn.Linear(1, 1))
 
 
 @pytest.mark.parametrize("ema", [0.0, 0.9])

@@ -1,4 +1,4 @@
-"""`python -m ganforge ...`: the same as the `ganforge` command."""
+"""`python -m ganforge ...`, and so `torchrun --nproc-per-node N -m ganforge train ...`: the ganforge command."""
 
 import sys
 

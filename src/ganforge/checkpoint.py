@@ -32,7 +32,7 @@ from ganforge import fsio
 
 FORMAT = "ganforge.checkpoint"
 EXPORT_FORMAT = "ganforge.generator"
-SCHEMA = 2
+SCHEMA = 3
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a longer "header" is not a safetensors file
 DIGEST_KEY = "sha256"  # metadata key of the file's digest; a new digest definition needs a new key
 
@@ -107,8 +107,21 @@ def _migrate_1_to_2(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> 
         tensors.pop("sampler.perm", None)
 
 
+def _migrate_2_to_3(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """Schema 2's mlp D with labels or a minibatch layer (ConditionalDiscriminator) kept its hidden layers
+    after a Flatten, as 'd.body.1.<i>'; every mlp D is now one Discriminator with them at 'd.body.<i>'."""
+    model = state.get("config", {}).get("model", {})
+    d = model.get("d", {})
+    if d.get("arch", "mlp") != "mlp" or (model.get("conditional", "none"), d.get("minibatch", "none")) == ("none",
+                                                                                                         "none"):
+        return
+    for key in [k for k in tensors if k.startswith("d.body.1.")]:
+        tensors["d.body." + key[len("d.body.1."):]] = tensors.pop(key)
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, torch.Tensor], dict[str, Any]], None]] = {0: _migrate_0_to_1,
-                                                                                     1: _migrate_1_to_2}
+                                                                                     1: _migrate_1_to_2,
+                                                                                     2: _migrate_2_to_3}
 
 
 # ---------------------------------------------------------------------------------------------------

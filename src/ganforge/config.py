@@ -77,6 +77,7 @@ class ModelConfig:
     pack: int = 1  # PacGAN: D judges this many samples at once, stacked along dim 1 (1 = off)
     latent_components: int = 0  # DeLiGAN mixture latent: G's noise from K disjoint Gaussian blobs (0 = off)
     latent_std: float = 0.1  # std of each blob of the mixture latent (its means are N(0, I) draws)
+    sync_bn: bool = False  # torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA), not per process
 
 
 @dataclass

@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 import ganforge
-from ganforge import checkpoint, config, rng
+from ganforge import checkpoint, config, distributed, rng
 from ganforge.augment import diff_augment, instance_noise, noise_std
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, family_from_state, load_dataset
 from ganforge.data.batches import InMemoryBatches, StreamedBatches
 from ganforge.data.user import check_same_source
 from ganforge.losses import GANLoss, make_loss
-from ganforge.models import build_discriminator, build_generator
+from ganforge.models import build_discriminator, build_generator, check_interface
 from ganforge.models.conditional import fixed_labels
 from ganforge.models.layers import pack
 from ganforge.outputs import CHECKPOINT, NullOutput, RunOutput, evaluate_run  # noqa: F401 (re-exported)
@@ -63,6 +63,7 @@ class Run:
     log_sums: torch.Tensor | None = None  # (4,) sums of loss_d, loss_g, D(x), D(G(z)) since the last log step
     log_count: int = 0  # G updates summed in log_sums (saved, so a resumed run logs the same averages)
     rollbacks: int = 0  # times train.on_nan = "rollback" went back to the last checkpoint
+    par: distributed.Parallel | None = None  # rank, world size, and DDP(G), DDP(D) that train (set by build)
 
     @property
     def sample_model(self) -> nn.Module:
@@ -70,12 +71,24 @@ class Run:
         return self.G_ema if self.G_ema is not None else self.G
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """train.device as a torch.device: 'auto' is CUDA when available, else CPU.
+
+    Under torchrun (`local_rank` given) each process takes its own GPU: 'auto' and 'cuda' mean cuda:LOCAL_RANK.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device: '{name}' requested but CUDA is not available (use cpu or auto)")
+    if dev.type == "cuda" and local_rank is not None:
+        if dev.index is not None:
+            raise ConfigError(f"train.device: '{name}' names one GPU for every process; under torchrun use "
+                              "'cuda' or 'auto' (each process takes cuda:LOCAL_RANK)")
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"LOCAL_RANK {local_rank}: this machine has {torch.cuda.device_count()} CUDA devices "
+                              "(start at most that many processes per machine)")
+        dev = torch.device("cuda", local_rank)
     return dev
 
 
@@ -107,10 +120,17 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
 
     Nothing here moves torch's global random stream: G and D are initialised from `train.seed` inside a
     forked stream, and every draw of training comes from the run's own generators (`rng.RunRandom`).
+    Under torchrun this process joins the process group and G, D are wrapped in DDP (distributed.py).
     """
     config.validate(cfg)
-    device = resolve_device(cfg.train.device)
-    data = (data or load_dataset(cfg.data, seed=cfg.train.seed)).to(device)
+    par = distributed.from_env()
+    device = resolve_device(cfg.train.device, par.local_rank if par.world > 1 else None)
+    distributed.check(cfg, par, device)
+    distributed.init(par, device)
+    if data is None:
+        with distributed.local_rank_0_first(par):  # one process per machine downloads and caches
+            data = load_dataset(cfg.data, seed=cfg.train.seed)
+    data = data.to(device)
     family = data.family
     if cfg.train.xflip and not family.augmentable:
         raise ConfigError(f"train.xflip: flips need image data; {data.name} is {family.name} data")
@@ -119,24 +139,30 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
                           f"{data.name} has no labels")
     family.check_config(cfg, data)
     _check_eval_family(cfg, family.name)
+    for net, who in ((G, "G"), (D, "D")):
+        if net is not None:
+            check_interface(net, who)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
         G = (G or build_generator(cfg.model, data.shape, family.tanh, data.num_classes)).to(device)
         D = (D or build_discriminator(cfg.model, data.shape, data.num_classes)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.model.ema > 0 else None
+    if cfg.model.sync_bn:
+        G, D = distributed.sync_batchnorm(G, par), distributed.sync_batchnorm(D, par)
+    par.G, par.D = distributed.wrap(G, device, par), distributed.wrap(D, device, par)
     # The fixed noise has its own generator so pictures never disturb the training random streams.
     gen = torch.Generator().manual_seed(cfg.train.seed + 1)
     fixed_z = torch.randn(family.picture_count(cfg), cfg.model.z_dim, generator=gen).to(device)
     fixed_y = fixed_labels(len(fixed_z), data.num_classes, device) if cfg.model.conditional != "none" else None
-    out = Path(out or cfg.train.out or default_out(cfg))
-    streams = rng.RunRandom(cfg.train.seed, device)
+    out = Path(distributed.broadcast_text(str(out or cfg.train.out or default_out(cfg)), device))  # rank 0's
+    streams = rng.RunRandom(cfg.train.seed, device, par.rank, par.world)
     sampler = IndexSampler(len(data), cfg.train.batch_size, device if not data.streamed else "cpu", cfg.train.seed)
     if data.streamed:
         batches = StreamedBatches(data, sampler, streams, cfg.train.xflip, device=device)
     else:
         batches = InMemoryBatches(data, sampler, streams, cfg.train.xflip)
     return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
-               sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y)
+               sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y, par=par)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -229,8 +255,6 @@ class Recipe:
     cfg: Config
     loss: GANLoss
     autocast: torch.autocast  # bf16 autocast, or a disabled one
-    labels: bool  # conditional: G and D see labels
-    acgan: bool  # D has a class head (AC-GAN)
     reg: Regularizer | None  # gradient penalty, or None
 
     def d_in(self, x: torch.Tensor, std: float, g: rng.RunRandom) -> torch.Tensor:
@@ -238,53 +262,49 @@ class Recipe:
         x = instance_noise(diff_augment(x, self.cfg.train.augment, g["augment"]), std, g["augment"])
         return pack(x, self.cfg.model.pack)
 
-    def d_out(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Adversarial logits (B/pack,) and, for acgan, class logits (B, K)."""
-        if self.acgan:
-            return D.forward_aux(x)
-        return (D(x, y) if self.labels else D(x)), None
-
-    def g_out(self, G: nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return G(z, y) if self.labels else G(z)
-
 
 def recipe(cfg: Config, device: torch.device) -> Recipe:
+    """The loss, autocast and penalty of `cfg`, looked up once."""
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
-    return Recipe(cfg, make_loss(cfg.loss), autocast, cfg.model.conditional != "none",
-                  cfg.model.conditional == "acgan", REGULARIZERS.get(cfg.loss.regularizer))
+    return Recipe(cfg, make_loss(cfg.loss), autocast, REGULARIZERS.get(cfg.loss.regularizer))
 
 
-def _noise_and_labels(run: Run, r: Recipe) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """G's input for one global batch from the run's streams: z (B, z_dim), labels (B,) uniform over classes."""
+def _noise_and_labels(run: Run) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """G's input, this rank's share of one global batch from the run's streams: z (B, z_dim) and, when the
+    model is conditional, labels (B,) uniform over the classes (None otherwise)."""
     bs = run.cfg.train.batch_size
     z = run.rng.randn("noise", bs, run.cfg.model.z_dim)
-    return z, (run.rng.randint("labels", run.data.num_classes, bs) if r.labels else None)
+    labelled = run.cfg.model.conditional != "none"
+    return z, (run.rng.randint("labels", run.data.num_classes, bs) if labelled else None)
 
 
 def d_step(run: Run, r: Recipe, std: float, i: int, grad_norm: bool) -> dict:
-    """One D update: a real batch against detached fakes (labels for G uniform over the classes)."""
-    cfg, D = run.cfg, run.D
-    real, y_real = run.batches.next()  # (B, *shape), (B,) or None
-    y_real = y_real if r.labels else None
-    z, y_fake = _noise_and_labels(run, r)
+    """One D update: a real batch against detached fakes (labels for G uniform over the classes).
+
+    D's passes go through run.par.D (DDP under torchrun: its backward averages D's gradients over the
+    ranks); G's pass takes no gradient, so it uses the bare G.
+    """
+    cfg, D = run.cfg, run.par.D
+    real, y_real = run.batches.next()  # (B, *shape), (B,) or None: D ignores labels it does not use
+    z, y_fake = _noise_and_labels(run)
     with r.autocast:
         with torch.no_grad():
-            fake = r.g_out(run.G, z, y_fake)
+            fake = run.G(z, y_fake)
         real_in, fake_in = r.d_in(real, std, run.rng), r.d_in(fake, std, run.rng)  # (B/pack, pack * s0, ...)
-        (d_real, cls_real), (d_fake, cls_fake) = r.d_out(D, real_in, y_real), r.d_out(D, fake_in, y_fake)
+        (d_real, cls_real), (d_fake, cls_fake) = D(real_in, y_real), D(fake_in, y_fake)
         loss_d = r.loss.d(d_real.float(), d_fake.float(), cfg.loss.label_smoothing)
-        if r.acgan:  # Odena et al. 2017: D also classifies real data, and (aux_fake) generated data
+        if cls_real is not None:  # AC-GAN (Odena et al. 2017): D also classifies real data, and (aux_fake) fakes
             aux = F.cross_entropy(cls_real.float(), y_real)
             if cfg.loss.aux_fake:
                 aux = aux + F.cross_entropy(cls_fake.float(), y_fake)
             loss_d = loss_d + cfg.loss.aux_weight * aux
     k = cfg.loss.reg_every
     if r.reg is not None and (run.step * cfg.train.d_steps + i) % k == 0:  # lazy: every k-th D step, x k
-        penalty = r.reg.fn(D, real_in.float(), fake_in.float(), y_real, y_fake, run.rng["penalty"])  # fp32
+        penalty = r.reg.fn(D, real_in.float(), fake_in.float(), y_real, y_fake, run.rng)  # fp32
         loss_d = loss_d + r.reg.scale * cfg.loss.gamma * k * penalty
     run.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
-    gn = _grad_norm(D) if grad_norm else None
+    gn = _grad_norm(run.D) if grad_norm else None
     run.opt_d.step()
     return {"loss_d": loss_d.detach(), "d_real": d_real.detach(), "d_fake": d_fake.detach(), "real": real,
             "y_real": y_real, "grad_norm_d": gn}
@@ -292,15 +312,19 @@ def d_step(run: Run, r: Recipe, std: float, i: int, grad_norm: bool) -> dict:
 
 def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Tensor | None,
            grad_norm: bool) -> dict:
-    """One G update on fresh noise, D frozen so only G's weights get gradients; then the EMA."""
+    """One G update on fresh noise, D frozen so only G's weights get gradients; then the EMA.
+
+    G's pass goes through run.par.G (DDP under torchrun); D's through the bare D: frozen here, it has no
+    gradient for DDP to average.
+    """
     cfg, D = run.cfg, run.D
     D.requires_grad_(False)
-    z, y_g = _noise_and_labels(run, r)
+    z, y_g = _noise_and_labels(run)
     with r.autocast:
-        g_fake, cls_fake = r.d_out(D, r.d_in(r.g_out(run.G, z, y_g), std, run.rng), y_g)
-        d_real_g = r.d_out(D, r.d_in(real, std, run.rng), y_real)[0].float() if r.loss.needs_real_for_g else None
+        g_fake, cls_fake = D(r.d_in(run.par.G(z, y_g), std, run.rng), y_g)
+        d_real_g = D(r.d_in(real, std, run.rng), y_real)[0].float() if r.loss.needs_real_for_g else None
         loss_g = r.loss.g(g_fake.float(), d_real_g)
-        if r.acgan:  # G makes samples that D classifies as the labels they were drawn with
+        if cls_fake is not None:  # AC-GAN: G makes samples that D classifies as the labels they were drawn with
             loss_g = loss_g + cfg.loss.aux_weight * F.cross_entropy(cls_fake.float(), y_g)
     run.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()

@@ -1,4 +1,6 @@
-"""DCGAN generator and discriminator: shapes per resolution, depth plan, parameter counts, gradients."""
+"""DCGAN generator and discriminator (its trunk under the shared heads): shapes, depth plan, parameter counts."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -6,8 +8,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganforge.config import ModelConfig, NetConfig
-from ganforge.models import build_discriminator, build_generator
-from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, conv_plan, widths
+from ganforge.models import Discriminator, build_discriminator, build_generator
+from ganforge.models.dcgan import DCGANGenerator, DCGANTrunk, conv_plan, widths
 
 
 def nparams(m: nn.Module) -> int:
@@ -22,13 +24,18 @@ def d_cfg(**kw) -> NetConfig:
     return NetConfig(arch="dcgan", channels=8, activation="leaky_relu", **kw)
 
 
+def DCGANDiscriminator(cfg: NetConfig, shape: tuple[int, ...], minibatch: str = "none") -> Discriminator:  # noqa: N802
+    """The unconditional dcgan D: the conv trunk under the shared heads."""
+    return Discriminator(DCGANTrunk, dataclasses.replace(cfg, minibatch=minibatch), shape)
+
+
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64), (4, 64, 64)])
 def test_shapes_at_each_resolution(shape):
     G, D = DCGANGenerator(g_cfg(norm="batch"), 5, shape), DCGANDiscriminator(d_cfg(), shape)
     x = G(torch.randn(6, 5))
     assert x.shape == (6, *shape)
     assert x.abs().max() <= 1  # Tanh output
-    assert D(x).shape == (6,)
+    assert D(x)[0].shape == (6,) and D(x)[1] is None
     assert torch.equal(G.eval()(torch.ones(2, 5), torch.tensor([0, 1])), G(torch.ones(2, 5)))  # y is ignored
 
 
@@ -70,7 +77,7 @@ def test_exact_parameter_counts_at_tiny_width():
 def test_gradients_reach_every_parameter(shape):
     torch.manual_seed(0)
     G, D = DCGANGenerator(g_cfg(norm="batch"), 5, shape), DCGANDiscriminator(d_cfg(spectral_norm=True), shape)
-    D(G(torch.randn(4, 5))).sum().backward()
+    D(G(torch.randn(4, 5)))[0].sum().backward()
     for name, p in [*G.named_parameters(), *D.named_parameters()]:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
@@ -131,7 +138,7 @@ def test_blocks_add_same_size_convs_to_g_and_d(side):
         extra = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
         assert len(extra) == 2 * n and all(m.stride == (1, 1) for m in extra)
     x = G(torch.randn(4, 8))
-    assert x.shape == (4, 3, side, side) and D(x).shape == (4,)
+    assert x.shape == (4, 3, side, side) and D(x)[0].shape == (4,)
 
 
 def test_fc_layers_between_z_and_convs():
@@ -139,6 +146,6 @@ def test_fc_layers_between_z_and_convs():
     G, D = DCGANGenerator(cfg, 8, (1, 28, 28)), DCGANDiscriminator(cfg, (1, 28, 28))
     assert [m.out_features for m in G.fc if isinstance(m, nn.Linear)] == [32, 24]
     assert G.project.in_features == 24 and D.out.in_features == 24
-    assert G(torch.randn(5, 8)).shape == (5, 1, 28, 28) and D(torch.randn(5, 1, 28, 28)).shape == (5,)
+    assert G(torch.randn(5, 8)).shape == (5, 1, 28, 28) and D(torch.randn(5, 1, 28, 28))[0].shape == (5,)
     plain = DCGANGenerator(NetConfig(arch="dcgan", channels=16), 8, (1, 28, 28))
     assert not any(k.startswith("fc.") for k in plain.state_dict())  # no fc: the checkpoint keys are unchanged

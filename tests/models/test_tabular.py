@@ -57,8 +57,8 @@ def test_draws_are_seeded_and_leave_the_global_rng_alone():
     a, b = G(z, cond, gen(5)), G(z, cond, gen(5))
     torch.testing.assert_close(a, b)
     assert not torch.equal(a, G(z, cond, gen(6)))
-    torch.testing.assert_close(D(a, cond, gen(7)), D(a, cond, gen(7)))
-    assert not torch.equal(D(a, cond, gen(7)), D(a, cond, gen(8)))  # dropout masks differ
+    torch.testing.assert_close(D(a, cond, gen(7))[0], D(a, cond, gen(7))[0])
+    assert not torch.equal(D(a, cond, gen(7))[0], D(a, cond, gen(8))[0])  # dropout masks differ
     assert torch.equal(torch.get_rng_state(), state)
     with pytest.raises(ValueError, match="needs the run's torch.Generator"):
         G(z, cond)
@@ -69,11 +69,11 @@ def test_draws_are_seeded_and_leave_the_global_rng_alone():
 def test_discriminator_scores_pac_groups():
     D = TableDiscriminator(data_dim=3, cond_dim=2, pac=4, hidden=(16,)).eval()  # eval: no dropout, no generator
     x, cond = torch.randn(12, 3, generator=gen(0)), torch.zeros(12, 2)
-    out = D(x, cond)
-    assert out.shape == (3,) and D.layers[0].in_features == (3 + 2) * 4
+    out, aux = D(x, cond)
+    assert out.shape == (3,) and aux is None and D.layers[0].in_features == (3 + 2) * 4
     x2 = x.clone()
     x2[5] += 1.0  # row 5 is in the second group of four
-    changed = D(x2, cond) != out
+    changed = D(x2, cond)[0] != out
     assert changed.tolist() == [False, True, False]
     with pytest.raises(ValueError, match="batch 10 is not a multiple of pac=4"):
         D(x[:10], cond[:10])
@@ -202,14 +202,14 @@ def test_tiny_ctgan_beats_noise_and_inverts_to_valid_rows():
         fake = G(torch.randn(batch, z_dim, generator=g), cb.cond, g)
         perm = torch.randperm(batch, generator=g)
         real, real_cond = data[cb.real_idx[perm]], cb.cond[perm]
-        loss_d = F.softplus(D(fake.detach(), cb.cond, g)).mean() + F.softplus(-D(real, real_cond, g)).mean()
+        loss_d = F.softplus(D(fake.detach(), cb.cond, g)[0]).mean() + F.softplus(-D(real, real_cond, g)[0]).mean()
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
         # G: non-saturating loss plus the cross-entropy that makes it honour the condition
         cb = sampler.sample(batch, g)
         raw = G.raw(torch.randn(batch, z_dim, generator=g), cb.cond)
-        y = D(G.activate(raw, g, hard=False), cb.cond, g)
+        y = D(G.activate(raw, g, hard=False), cb.cond, g)[0]
         loss_g = F.softplus(-y).mean() + sampler.cond_loss(raw, cb.cond, cb.mask)
         opt_g.zero_grad()
         loss_g.backward()

@@ -60,8 +60,8 @@ def test_discriminator_reads_one_hot_and_softmax():
     D = TextDiscriminator(vocab_size=4, max_len=6, dim=8, blocks=2)
     real = F.one_hot(torch.randint(4, (5, 6)), 4).float()
     fake = torch.softmax(torch.randn(5, 6, 4), -1).requires_grad_(True)
-    assert D(real).shape == (5,)
-    D(fake).sum().backward()
+    assert D(real)[0].shape == (5,) and D(real)[1] is None
+    D(fake)[0].sum().backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"expected \(B, 6, 4\) token distributions, got \(5, 4, 6\)"):
         D(real.transpose(1, 2))
@@ -156,13 +156,13 @@ def _wgan_gp_train(G, D, data, steps: int, n_critic: int, g: torch.Generator, ba
             with torch.no_grad():
                 fake = G(torch.randn(batch, G.z_dim, generator=g))
             x_hat = torch.lerp(fake, real, torch.rand(batch, 1, 1, generator=g)).requires_grad_(True)
-            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+            (grad,) = torch.autograd.grad(D(x_hat)[0].sum(), x_hat, create_graph=True)
             gp = (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
-            loss_d = D(fake).mean() - D(real).mean() + 10.0 * gp
+            loss_d = D(fake)[0].mean() - D(real)[0].mean() + 10.0 * gp
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
-        loss_g = -D(G(torch.randn(batch, G.z_dim, generator=g))).mean()
+        loss_g = -D(G(torch.randn(batch, G.z_dim, generator=g)))[0].mean()
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()

@@ -1,4 +1,4 @@
-"""DCGAN-style conv generator and discriminator (Radford et al. 2016) for square images of any channel count.
+"""DCGAN-style conv generator and D trunk (Radford et al. 2016) for square images of any channel count.
 
 Depth comes from the resolution: the side is halved while it stays even and >= 4, giving a base size
 s0 in 4..7 and n up/down-sampling steps (28 -> 7, n=2; 32 -> 4, n=3; 64 -> 4, n=4). Width comes from
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ganforge.config import NetConfig
-from ganforge.models.layers import activation, maybe_spectral_norm, minibatch_layer, norm_1d, norm_2d
+from ganforge.models.layers import activation, maybe_spectral_norm, norm_1d, norm_2d
 
 
 def conv_plan(shape: tuple[int, ...], who: str) -> tuple[int, int]:
@@ -52,9 +52,13 @@ def linear_stack(cfg: NetConfig, width: int, bias: bool = True) -> tuple[nn.Sequ
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]: Linear to (channels, s0, s0), n ConvTranspose x2."""
+    """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]: Linear to (channels, s0, s0), n ConvTranspose x2.
 
-    def __init__(self, cfg: NetConfig, z_dim: int, out_shape: tuple[int, ...]):
+    Unconditional: `y` is accepted (every G takes `forward(z, y=None)`) and ignored. `tanh` is False only
+    for data outside [-1, 1] (conv nets are for images, whose family always asks for the Tanh).
+    """
+
+    def __init__(self, cfg: NetConfig, z_dim: int, out_shape: tuple[int, ...], tanh: bool = True):
         super().__init__()
         self.z_dim, self.out_shape = z_dim, tuple(out_shape)
         s0, n = conv_plan(self.out_shape, "model.g.arch")
@@ -67,7 +71,7 @@ class DCGANGenerator(nn.Module):
         for i in range(1, n):
             up = nn.ConvTranspose2d(w[i - 1], w[i], 4, 2, 1, bias=bias)
             layers += [up, norm_2d(cfg.norm, w[i]), activation(cfg), *same_size_convs(cfg, w[i], bias)]
-        layers += [nn.ConvTranspose2d(w[-1], out_shape[0], 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(w[-1], out_shape[0], 4, 2, 1), nn.Tanh() if tanh else nn.Identity()]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -75,34 +79,31 @@ class DCGANGenerator(nn.Module):
         return self.body(h)  # (B, C, H, W)
 
 
-def dcgan_trunk(cfg: NetConfig, in_shape: tuple[int, ...]) -> tuple[nn.Sequential, int]:
-    """D's conv stack: (B, C, H, W) -> features (B, channels * s0 * s0), and that feature width.
+class DCGANTrunk(nn.Sequential):
+    """D's conv stack: (x (B, C, H, W), label code (B, k) or None) -> features (B, channels * s0 * s0).
 
-    n Conv 4x4 stride 2 (no norm on the first, as in DCGAN), each followed by the activation
-    (LeakyReLU 0.2 with D's default config); spectral norm on every conv when cfg.spectral_norm.
+    n Conv 4x4 stride 2 (no norm on the first, as in DCGAN), each followed by the activation (LeakyReLU
+    0.2 with D's default config), then cfg.fc linear layers; spectral norm on every conv when
+    cfg.spectral_norm. A label code enters as k constant channels, so the first conv reads C + k channels.
     """
-    s0, n = conv_plan(tuple(in_shape), "model.d.arch")
-    w = widths(cfg.channels, n)[::-1]  # widest last
-    layers: list[nn.Module] = []
-    c_in = in_shape[0]
-    for i, c in enumerate(w):
-        layers += [maybe_spectral_norm(nn.Conv2d(c_in, c, 4, 2, 1), cfg.spectral_norm),
-                   norm_2d(cfg.norm if i > 0 else "none", c), activation(cfg),
-                   *same_size_convs(cfg, c, sn=cfg.spectral_norm)]
-        c_in = c
-    layers.append(nn.Flatten())  # (B, channels * s0 * s0)
-    fc, width = linear_stack(cfg, w[-1] * s0 * s0, bias=cfg.norm == "none")
-    return nn.Sequential(*layers, *fc), width
 
+    def __init__(self, cfg: NetConfig, in_shape: tuple[int, ...], label_width: int = 0):
+        s0, n = conv_plan(tuple(in_shape), "model.d.arch")
+        w = widths(cfg.channels, n)[::-1]  # widest last
+        layers: list[nn.Module] = []
+        c_in = in_shape[0] + label_width
+        for i, c in enumerate(w):
+            layers += [maybe_spectral_norm(nn.Conv2d(c_in, c, 4, 2, 1), cfg.spectral_norm),
+                       norm_2d(cfg.norm if i > 0 else "none", c), activation(cfg),
+                       *same_size_convs(cfg, c, sn=cfg.spectral_norm)]
+            c_in = c
+        layers.append(nn.Flatten())  # (B, channels * s0 * s0)
+        fc, width = linear_stack(cfg, w[-1] * s0 * s0, bias=cfg.norm == "none")
+        super().__init__(*layers, *fc)
+        self.width, self.label_width = width, label_width
 
-class DCGANDiscriminator(nn.Module):
-    """images (B, C, H, W) -> logits (B,): conv trunk, optional minibatch layer, Linear to one logit."""
-
-    def __init__(self, cfg: NetConfig, in_shape: tuple[int, ...], minibatch: str = "none"):
-        super().__init__()
-        self.body, width = dcgan_trunk(cfg, in_shape)
-        self.minibatch, width = minibatch_layer(minibatch, width)
-        self.out = maybe_spectral_norm(nn.Linear(width, 1), cfg.spectral_norm)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.out(self.minibatch(self.body(x))).squeeze(1)  # (B,)
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        if code is not None:
+            maps = code[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, k, H, W)
+            x = torch.cat([x, maps.to(x.dtype)], 1)  # (B, C + k, H, W)
+        return super().forward(x)

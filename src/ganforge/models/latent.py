@@ -40,5 +40,4 @@ class MixtureLatentGenerator(nn.Module):
         self.latent, self.G = latent, G
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.latent(z)
-        return self.G(z) if y is None else self.G(z, y)
+        return self.G(self.latent(z), y)

@@ -1,4 +1,4 @@
-"""Multilayer-perceptron generator and discriminator (the reference programs' networks)."""
+"""Multilayer-perceptron generator and D trunk (the reference programs' networks)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ def mlp_stack(cfg: NetConfig, in_dim: int) -> tuple[nn.Sequential, int]:
 
 
 class MLPGenerator(nn.Module):
-    """z (B, z_dim) -> samples (B, *out_shape); Tanh output for images, linear for toy data."""
+    """z (B, z_dim) -> samples (B, *out_shape); Tanh output for images, linear for toy data.
+
+    Unconditional: `y` is accepted (every G takes `forward(z, y=None)`) and ignored; ConditionalGenerator
+    feeds labels in.
+    """
 
     def __init__(self, cfg: NetConfig, z_dim: int, out_shape: tuple[int, ...], tanh: bool):
         super().__init__()
@@ -35,20 +39,28 @@ class MLPGenerator(nn.Module):
         self.out = nn.Linear(width, math.prod(out_shape))
         self.tanh = tanh
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x = self.out(self.body(z))  # (B, prod(out_shape))
         if self.tanh:
             x = torch.tanh(x)
         return x.view(z.shape[0], *self.out_shape)
 
 
-class MLPDiscriminator(nn.Module):
-    """samples (B, *in_shape) -> logits (B,); sigmoid(logit) is the probability of 'real'."""
+class MLPTrunk(nn.Sequential):
+    """D's hidden layers for flat data: (x (B, *in_shape), label code (B, k) or None) -> features (B, width).
 
-    def __init__(self, cfg: NetConfig, in_shape: tuple[int, ...]):
-        super().__init__()
-        self.body, width = mlp_stack(cfg, math.prod(in_shape))
-        self.out = maybe_spectral_norm(nn.Linear(width, 1), cfg.spectral_norm)
+    The code is joined to the flattened sample, so the first layer has prod(in_shape) + label_width inputs.
+    A Sequential of the layers themselves, so a D's weights are named body.0, body.1, ... (the names the
+    reference MLP D always had).
+    """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.body(x.flatten(1))).squeeze(1)  # (B,)
+    def __init__(self, cfg: NetConfig, in_shape: tuple[int, ...], label_width: int = 0):
+        stack, width = mlp_stack(cfg, math.prod(in_shape) + label_width)
+        super().__init__(*stack)
+        self.width, self.label_width = width, label_width
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.flatten(1)  # (B, prod(in_shape))
+        if code is not None:
+            x = torch.cat([x, code.to(x.dtype)], 1)  # (B, prod(in_shape) + k)
+        return super().forward(x)

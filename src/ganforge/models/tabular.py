@@ -3,6 +3,8 @@
 - TableGenerator: residual MLP (Linear + BatchNorm + ReLU, each block's output concatenated to its input),
   then per span of the TableTransform layout a tanh (scalars) or a Gumbel-softmax (one-hots, tau 0.2).
 - TableDiscriminator: the "pac" critic: `pac` rows (with their condition vectors) are scored together.
+  Both follow the interface of every ganforge network (models/__init__.py) with the condition vector as
+  the second argument: G(z, cond, ...) -> rows, D(x, cond, ...) -> (logits, None).
 - ConditionSampler: draws the condition vector (a column, then one of its values with log-frequency) and the
   index of a real row holding that value, so D compares like with like and G learns rare categories.
 
@@ -92,7 +94,7 @@ class TableGenerator(nn.Module):
 
 
 class TableDiscriminator(nn.Module):
-    """CTGAN's pac critic: rows (B, data_dim) + cond (B, cond_dim) -> logits (B // pac,), pac rows per score."""
+    """CTGAN's pac critic: rows (B, data_dim) + cond (B, cond_dim) -> (logits (B // pac,), None), pac rows per score."""
 
     def __init__(self, data_dim: int, cond_dim: int, pac: int = 10, hidden: Sequence[int] = (256, 256),
                  dropout: float = 0.5):
@@ -108,8 +110,8 @@ class TableDiscriminator(nn.Module):
             width = h
         self.out = nn.Linear(width, 1)
 
-    def forward(self, x: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Logits (B // pac,); in training mode dropout masks are drawn from `generator` (required then)."""
+    def forward(self, x: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, None]:
+        """(logits (B // pac,), None: no class head); in training mode dropout masks come from `generator`."""
         if x.shape[0] % self.pac:
             raise ValueError(f"TableDiscriminator: batch {x.shape[0]} is not a multiple of pac={self.pac}")
         drop = self.training and self.dropout > 0
@@ -121,7 +123,7 @@ class TableDiscriminator(nn.Module):
             if drop:
                 keep = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) >= self.dropout
                 h = h * keep / (1.0 - self.dropout)
-        return self.out(h).squeeze(1)  # (B // pac,)
+        return self.out(h).squeeze(1), None  # (B // pac,)
 
 
 class CondBatch(NamedTuple):

@@ -67,7 +67,9 @@ class TextGenerator(nn.Module):
         h = self.fc(z).view(z.shape[0], self.dim, self.max_len)  # (B, dim, L)
         return self.out(self.blocks(h)).transpose(1, 2)  # (B, V, L) -> (B, L, V)
 
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Token probabilities (B, max_len, V); unconditional, so `y` is ignored (the interface of every G)."""
         logits = self.logits(z)  # (B, L, V)
         if self.mode == "softmax":
             return torch.softmax(logits, dim=-1)
@@ -77,7 +79,7 @@ class TextGenerator(nn.Module):
 
 
 class TextDiscriminator(nn.Module):
-    """Token distributions (B, max_len, V), one-hot real or G's softmax -> logits (B,)."""
+    """Token distributions (B, max_len, V), one-hot real or G's softmax -> (logits (B,), None)."""
 
     def __init__(self, vocab_size: int, max_len: int, dim: int = 128, blocks: int = 5):
         super().__init__()
@@ -87,12 +89,13 @@ class TextDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*[ResBlock1d(dim) for _ in range(blocks)])
         self.out = nn.Linear(dim * max_len, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """(logits (B,), None): unconditional, no class head; `y` is ignored (the interface of every D)."""
         if x.shape[1:] != (self.max_len, self.vocab_size):
             raise ValueError(f"TextDiscriminator: expected (B, {self.max_len}, {self.vocab_size}) token "
                              f"distributions, got {tuple(x.shape)}")
         h = self.blocks(self.inp(x.transpose(1, 2)))  # (B, L, V) -> (B, V, L) -> (B, dim, L)
-        return self.out(h.flatten(1)).squeeze(1)  # (B, dim * L) -> (B,)
+        return self.out(h.flatten(1)).squeeze(1), None  # (B, dim * L) -> (B,)
 
 
 def decode_samples(probs: torch.Tensor, temperature: float | None = None,
