@@ -72,11 +72,14 @@ def test_eval_best_keeps_the_best_steps_weights(tmp_path, monkeypatch, metric, h
     values = {10: 5.0, 20: 1.0, 30: 3.0} if not higher else {10: 2.0, 20: 8.0, 30: 4.0}
     weights = {}
 
-    def fake_evaluate(run_dir, metrics=None, n=0, seed=0):
+    def fake_evaluate(run_dir, metrics=None, n=0, seed=0, out=None):
         _, state = checkpoint.load(run_dir / "checkpoint.safetensors")
         step = state["step"]
         weights[step] = {k: v.clone() for k, v in ganforge.load(run_dir, ema=False).G.state_dict().items()}
-        return {"metrics": {metric: values[step]}}
+        result = {"metrics": {metric: values[step]}}
+        if out is not None:
+            out.write_text(json.dumps(result))
+        return result
 
     monkeypatch.setattr("ganforge.evaluate.evaluate", fake_evaluate)
     metrics = '["w1"]' if metric == "w1" else '["modes"]'
