@@ -351,11 +351,14 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
     r = recipe(run.cfg, run.device)
     stopped = None
     with contextlib.ExitStack() as stack:
-        if output is None:  # the run folder is ours alone while we write into it
-            lock = stack.enter_context(RunLock(run.out))
-            output = RunOutput(run, progress)
-            if lock.message:
-                output.message(lock.message)
+        if output is None:
+            if run.par is None or run.par.main:  # the run folder is ours alone while we write into it
+                lock = stack.enter_context(RunLock(run.out))
+                output = RunOutput(run, progress)
+                if lock.message:
+                    output.message(lock.message)
+            if run.par is not None:  # under torchrun: rank 0 writes, logs averaged over ranks; others write nothing
+                output = distributed.output_for(run, output)
         finished = False
         try:
             if run.step > 0:  # resumed
