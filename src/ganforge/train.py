@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import os
 import shlex
@@ -29,7 +30,7 @@ from ganforge.augment import diff_augment, instance_noise, noise_std
 from ganforge.config import Config, ConfigError
 from ganforge.data import Dataset, IndexSampler, family_from_state, load_dataset
 from ganforge.data.batches import InMemoryBatches, StreamedBatches
-from ganforge.data.user import check_same_source
+from ganforge.data.user import check_same_source, save_in_run
 from ganforge.losses import GANLoss, make_loss
 from ganforge.models import build_discriminator, build_generator, check_interface
 from ganforge.models.conditional import fixed_labels
@@ -115,13 +116,25 @@ def default_out(cfg: Config) -> Path:
 
 
 def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None,
-          D: nn.Module | None = None, data: Dataset | None = None) -> Run:
+          D: nn.Module | None = None, data=None) -> Run:
     """Load data, build (or take) G and D, their optimizers, the batch sampler and the run's random streams.
+
+    `data` replaces cfg.data: a path (a folder, .zip, .npy or .npz), or data in memory (a tensor, an array or a
+    Dataset), which is saved with the run as RUN/data.npz and read from there, so `ganforge eval`, `--resume`
+    and `eval.every` see exactly the data training saw.
 
     Nothing here moves torch's global random stream: G and D are initialised from `train.seed` inside a
     forked stream, and every draw of training comes from the run's own generators (`rng.RunRandom`).
     Under torchrun this process joins the process group and G, D are wrapped in DDP (distributed.py).
     """
+    if data is not None:  # read through data.path like any user data, so eval and resume find it again
+        if isinstance(data, (str, Path)):
+            path = str(Path(data).expanduser().resolve())
+        else:
+            out = Path(out or cfg.train.out or default_out(cfg))
+            path = save_in_run(data, out)
+        cfg = config.apply_overrides(cfg, [f"data.path={json.dumps(path)}"])
+        data = None
     config.validate(cfg)
     par = distributed.from_env()
     device = resolve_device(cfg.train.device, par.local_rank if par.world > 1 else None)
@@ -340,14 +353,16 @@ MAX_ROLLBACKS = 3  # train.on_nan = "rollback": returns to the last checkpoint b
 
 
 def train(cfg: Config | None = None, run: Run | None = None, progress: str | None = None,
-          output: NullOutput | None = None) -> Run:
+          output: NullOutput | None = None, data=None) -> Run:
     """Train until `run.total` G updates; give `cfg` for a new run or `run` to continue one.
+
+    `data` (a path, a tensor, an array or a Dataset) replaces cfg.data, as in `build`.
 
     Everything written or shown goes through `output` (default: a `RunOutput` in the run folder). Called in
     the main thread, SIGINT and SIGTERM stop training after the current step and a checkpoint: then
     `TrainingStopped` is raised, a SystemExit with code 130 or 143, so `ganforge train` exits as shells expect.
     """
-    run = run or build(cfg)
+    run = run or build(cfg, data=data)
     r = recipe(run.cfg, run.device)
     stopped = None
     with contextlib.ExitStack() as stack:
