@@ -69,3 +69,40 @@ def test_total_steps_from_epochs():
 def test_eval_every_must_not_be_negative():
     with pytest.raises(ConfigError, match=r"^eval.every: must be zero or positive, got -1$"):
         config.from_dict({"eval": {"every": -1}})
+
+
+def test_rules_are_keyed_by_full_path():
+    """Every rule names real fields; wildcards cover both nets and both optimizers; switches are real fields."""
+    rules = config._rules_by_path()
+    paths = set(config._field_paths())
+    assert set(rules) <= paths
+    assert {"model.g.dropout", "model.d.dropout", "g_optim.beta1", "d_optim.beta1"} <= set(rules)
+    assert rules["model.d.norm"].by[0] == "model.d.arch" and rules["model.g.hidden"].effect.on == "model.g.arch"
+    for rule in rules.values():
+        assert rule.effect is None or rule.effect.on in paths | {""}
+        assert rule.by is None or rule.by[0] in paths
+    # data.n and eval.n are two fields with two rules, no longer one entry for every field called "n"
+    assert rules["data.n"] != rules["eval.n"]
+    assert config.apply_overrides(Config(), ["data.n=0"]).data.n == 0  # 0 = the dataset's default size
+    with pytest.raises(ConfigError, match=r"^eval.n: must be positive, got 0$"):
+        config.apply_overrides(Config(), ["eval.n=0"])
+
+
+def test_a_rule_for_no_field_is_a_programming_error(monkeypatch):
+    monkeypatch.setitem(config.RULES, "train.bogus", config.Rule(lo=0))
+    config._rules_by_path.cache_clear()
+    try:
+        with pytest.raises(TypeError, match=r"RULES\['train.bogus'\] matches no config field"):
+            config._rules_by_path()
+    finally:
+        monkeypatch.undo()
+        config._rules_by_path.cache_clear()
+
+
+def test_cross_checks_see_the_result_of_all_overrides():
+    """apply_overrides validates once, after the last item: order between related items does not matter."""
+    a = config.apply_overrides(Config(), ["model.pack=3", "train.batch_size=63"])
+    b = config.apply_overrides(Config(), ["train.batch_size=63", "model.pack=3"])
+    assert a == b and (a.model.pack, a.train.batch_size) == (3, 63)
+    cfg = config.apply_overrides(Config(), ["loss.aux_weight=2", "model.conditional='acgan'"])
+    assert cfg.loss.aux_weight == 2.0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
+import math
 import sys
+import traceback
 from pathlib import Path
 
 # Shorthand flags -> config keys (each is the same as --set KEY=VALUE).
@@ -313,16 +317,81 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Numeric flags outside the config, by dest or "command dest": (smallest or None, largest). Other int flags
+# must fit an int64, every float flag be finite; config flags (--steps, ...) are checked by config.
+FLAG_LIMITS: dict[str, tuple[float | None, float]] = {
+    "n": (None, 2**20),  # sample -n (-n <= 0 is sample's own error)
+    "eval n": (10, 2**20),  # metrics of fewer samples mean nothing; the k-NN ones need more than k = 5
+    "frames": (None, 2**16),
+    "fps": (None, 1000),
+    "seed": (0, 2**63 - 1),
+}
+ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC),
+                      errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}  # the user's disk or paths, not a bug
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. A user's mistake is one line on stderr and exit status 2; Ctrl-C exits 130."""
+    prog = "ganforge"
     try:
+        parser = build_parser()
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for p in [parser, *(sp for a in subcommands for sp in a.choices.values())]:
+            p.error = functools.partial(_usage_error, p)  # one line instead of usage + error
+        args = parser.parse_args(argv)
+        prog = f"ganforge {args.command}"
+        _check_flags(args, next(a.choices[args.command] for a in subcommands))
         return args.func(args)
-    except _user_errors() as e:
-        print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint written is kept", file=sys.stderr)
+    except KeyboardInterrupt as e:  # first: the clauses below import modules, maybe the one interrupted
+        train = sys.modules.get("ganforge.train")  # had training begun? then the run folder holds what it wrote
+        frames = [f.f_code for f, _ in traceback.walk_tb(e.__traceback__)]
+        started = train is not None and train.train.__code__ in frames
+        print("\ninterrupted: the last checkpoint written is kept" if started else "interrupted", file=sys.stderr)
         return 130
+    except _user_errors() as e:
+        print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        reason = e.strerror or str(e)
+        print(f"{prog}: error: {_one_line(f'{where}: {reason}' if where else reason)}", file=sys.stderr)
+        return 2
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> None:
+    """argparse's error(): one line naming the flag, and where to read the usage."""
+    print(f"{parser.prog}: error: {_one_line(message)} (see {parser.prog} --help)", file=sys.stderr)
+    parser.exit(2)
+
+
+def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Numeric flags of the command: of their type, finite, within FLAG_LIMITS (seeds at least 0), else int64."""
+    from ganforge.config import ConfigError
+
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.type not in (int, float) or value is None or not action.option_strings:
+            continue
+        flag = action.option_strings[-1]
+        if not isinstance(value, (int, float)):  # argparse hands '-n=--' over as []
+            raise ConfigError(f"{flag}: expected {'an integer' if action.type is int else 'a number'}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
+        shown = value if isinstance(value, float) or abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+        lo, hi = FLAG_LIMITS.get(f"{args.command} {action.dest}", FLAG_LIMITS.get(action.dest, (None, 2**63 - 1)))
+        if value < (-(2**63) if lo is None else lo):
+            low = "above -2**63" if lo is None else "zero or positive" if lo == 0 else f"at least {lo}"
+            raise ConfigError(f"{flag} must be {low}, got {shown}")
+        if value > hi:
+            high = "below 2**63" if hi == 2**63 - 1 else f"at most {hi}"
+            raise ConfigError(f"{flag} must be {high}, got {shown}")
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other unprintable characters, so an error stays on one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

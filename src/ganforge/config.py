@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import importlib
+import math
+import re
 import sys
 import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -150,29 +155,244 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-# Values restricted to a fixed set; checked at load so a typo fails before training starts.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "activation": ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh"),
-    "norm": ("none", "batch", "layer", "instance"),
-    "conditional": ("none", "concat", "embed", "projection", "acgan"),
-    "minibatch": ("none", "discrimination", "stddev"),
-    "init": ("default", "dcgan"),
-    "regularizer": ("none", "r1", "r2", "wgan-gp"),
-    "arch": ("mlp", "dcgan"),
-    "precision": ("fp32", "bf16"),
-    "progress": ("auto", "bar", "lines", "none"),
-    "lr_decay": ("none", "linear", "cosine"),
-    "on_nan": ("stop", "rollback"),
-    "data.fit": ("crop", "resize", "pad"),  # full paths where a field name is used twice
-    "data.channels": ("auto", "1", "3", "4"),
-    "data.labels": ("none", "folders"),
+# --------------------------------------------------------------------------------------------------
+# Validation rules, by full path ('*' matches within one name: model.*.norm is model.g.norm and
+# model.d.norm). Names are read from the registries that use them, when a value is first checked, so a
+# comment and a check cannot drift apart. Beyond its rule, every float must be finite, every int fit an
+# int64, and every string be printable (no newline or NUL: values are paths and appear in one-line errors).
+
+INT_MAX = 2**63 - 1  # the largest int64: seeds and counts end up in torch
+WIDTH_MAX = 2**16  # z_dim and layer widths: one 65,536 x 65,536 linear layer already holds 16 GiB of weights
+BATCH_MAX = 2**24  # samples in one batch
+
+
+def _names(module: str, registry: str, *first: str) -> Callable[[], tuple[str, ...]]:
+    """The keys of ganforge.<module>.<registry> (a dict or tuple), after `first`; imported when called."""
+    return lambda: (*first, *(str(k) for k in getattr(importlib.import_module(f"ganforge.{module}"), registry)))
+
+
+def _norms_by_arch() -> dict[str, tuple[str, ...]]:
+    """model.*.norm by model.*.arch: the mlp normalises features (1d), dcgan feature maps (2d)."""
+    from ganforge.models import layers
+
+    return {"mlp": tuple(layers.NORMS_1D), "dcgan": tuple(layers.NORMS_2D)}
+
+
+def _all_norms() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for names in _norms_by_arch().values() for n in names))
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
+
+
+def _check_device(path: str, value: str) -> None:
+    """train.device must name a torch device (whether it exists is checked when training starts)."""
+    if not _DEVICE.fullmatch(value):
+        raise ConfigError(f"{path}: {_show(value)} is not a device (cpu, cuda, cuda:N, mps or auto)")
+
+
+def _check_augment(path: str, value: str) -> None:
+    from ganforge import augment
+
+    try:
+        augment.parse_policy(value)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+PRECISIONS = ("fp32", "bf16")  # train.recipe: bf16 autocast, else fp32
+PROGRESS = ("auto", "bar", "lines", "none")  # progress.Progress modes
+LR_DECAYS = ("none", "linear", "cosine")  # train.lr_factor
+SMOOTHED_LOSSES = ("bce", "minimax", "lsgan", "ragan")  # losses whose D loss reads `smooth`; hinge and wgan ignore it
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Where a value does anything: while the value at `on` is one of `only()`, or (no `only`) above 0."""
+
+    on: str  # full path of the switch ('*' as in the rule's own path; '' = nowhere, see `note`)
+    only: Callable[[], Iterable[str]] | None = None  # the switch values under which the value applies
+    note: str = ""  # with on='': why the value never applies here
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the value at one path may be. Ranges apply to numbers and to each number of a list."""
+
+    lo: float | None = None  # smallest value allowed
+    lo_open: bool = False  # lo itself is not allowed (lo=0: "must be positive")
+    hi: float | None = None  # largest value allowed by its meaning (ema < 1)
+    hi_open: bool = False  # hi itself is not allowed
+    max: float | None = None  # a sanity limit no real use reaches (ints: INT_MAX when unset)
+    choices: Callable[[], Iterable[str]] | None = None  # the allowed names, from the registry that uses them
+    by: tuple[str, Callable[[], dict[str, tuple[str, ...]]]] | None = None  # (switch, names allowed per switch value)
+    check: Callable[[str, Any], None] | None = None  # a parse check of a string: raises ConfigError
+    effect: Effect | None = None  # a value other than the default is an error where it has no effect
+
+
+POSITIVE = dict(lo=0, lo_open=True)
+NON_NEGATIVE = dict(lo=0)
+FRACTION = dict(lo=0, hi=1, hi_open=True)  # [0, 1)
+ON_MLP, ON_DCGAN = Effect("model.*.arch", lambda: ("mlp",)), Effect("model.*.arch", lambda: ("dcgan",))
+
+RULES: dict[str, Rule] = {
+    "data.std": Rule(**POSITIVE),
+    "data.mode_std": Rule(**NON_NEGATIVE),
+    "data.n": Rule(**NON_NEGATIVE, max=2**27),
+    "data.limit": Rule(**NON_NEGATIVE),
+    "data.resolution": Rule(**NON_NEGATIVE, max=2**12),
+    "data.fit": Rule(choices=_names("data.images", "FITS")),
+    "data.channels": Rule(choices=_names("data.images", "CHANNEL_CHOICES")),
+    "data.labels": Rule(choices=_names("data.images", "LABEL_CHOICES")),
+    "data.max_memory": Rule(**POSITIVE),
+    "model.z_dim": Rule(**POSITIVE, max=WIDTH_MAX),
+    "model.*.arch": Rule(choices=_names("models.conditional", "GENERATORS")),
+    "model.*.hidden": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_MLP),
+    "model.*.activation": Rule(choices=_names("models.layers", "ACTIVATIONS")),
+    "model.*.leaky_slope": Rule(effect=Effect("model.*.activation", lambda: ("leaky_relu",))),
+    "model.*.dropout": Rule(**FRACTION),
+    "model.*.norm": Rule(choices=_all_norms, by=("model.*.arch", _norms_by_arch)),
+    "model.*.channels": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_DCGAN),
+    "model.*.blocks": Rule(**NON_NEGATIVE, max=2**8, effect=ON_DCGAN),
+    "model.*.fc": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_DCGAN),
+    "model.g.minibatch": Rule(choices=_names("models.layers", "MINIBATCH"),
+                              effect=Effect("", note="on G: minibatch layers are D's (model.d.minibatch)")),
+    "model.d.minibatch": Rule(choices=_names("models.layers", "MINIBATCH")),
+    "model.*.init": Rule(choices=_names("models.layers", "INITS")),
+    "model.ema": Rule(**FRACTION),
+    "model.ema_start": Rule(**NON_NEGATIVE, effect=Effect("model.ema")),
+    "model.conditional": Rule(choices=_names("models.conditional", "MODES")),
+    "model.pack": Rule(**POSITIVE, max=BATCH_MAX),
+    "model.latent_components": Rule(**NON_NEGATIVE, max=WIDTH_MAX),
+    "model.latent_std": Rule(**POSITIVE, effect=Effect("model.latent_components")),
+    "*_optim.lr": Rule(**NON_NEGATIVE),
+    "*_optim.beta1": Rule(**FRACTION),
+    "*_optim.beta2": Rule(**FRACTION),
+    "*_optim.weight_decay": Rule(**NON_NEGATIVE),
+    "loss.name": Rule(choices=_names("losses", "LOSSES")),
+    "loss.lsgan_*": Rule(effect=Effect("loss.name", lambda: ("lsgan",))),
+    "loss.label_smoothing": Rule(**FRACTION, effect=Effect("loss.name", lambda: SMOOTHED_LOSSES)),
+    "loss.regularizer": Rule(choices=_names("regularizers", "REGULARIZERS", "none")),
+    "loss.gamma": Rule(**NON_NEGATIVE, effect=Effect("loss.regularizer", _names("regularizers", "REGULARIZERS"))),
+    "loss.reg_every": Rule(**POSITIVE, max=2**20,
+                           effect=Effect("loss.regularizer", _names("regularizers", "REGULARIZERS"))),
+    "loss.aux_*": Rule(**NON_NEGATIVE, effect=Effect("model.conditional", lambda: ("acgan",))),
+    "train.steps": Rule(**NON_NEGATIVE, max=2**40),
+    "train.epochs": Rule(**NON_NEGATIVE, max=1e6),  # no effect when train.steps is set: documented precedence
+    "train.batch_size": Rule(**POSITIVE, max=BATCH_MAX),
+    "train.d_steps": Rule(**POSITIVE, max=2**16),
+    "train.augment": Rule(check=_check_augment),
+    "train.instance_noise": Rule(**NON_NEGATIVE),
+    "train.instance_noise_steps": Rule(**NON_NEGATIVE, effect=Effect("train.instance_noise")),
+    "train.seed": Rule(**NON_NEGATIVE),
+    "train.device": Rule(check=_check_device),
+    "train.precision": Rule(choices=lambda: PRECISIONS),
+    "train.log_every": Rule(**POSITIVE),
+    "train.sample_every": Rule(**NON_NEGATIVE),
+    "train.ckpt_every": Rule(**NON_NEGATIVE),
+    "train.num_samples": Rule(**POSITIVE, max=2**16),
+    "train.hist_samples": Rule(**POSITIVE, max=2**24),
+    "train.progress": Rule(choices=lambda: PROGRESS),
+    "train.lr_decay": Rule(choices=lambda: LR_DECAYS),
+    "train.lr_decay_start": Rule(**FRACTION, effect=Effect("train.lr_decay", lambda: LR_DECAYS[1:])),
+    "train.on_nan": Rule(choices=lambda: ("stop", "rollback")),  # train.train: stop, or roll back to the checkpoint
+    "eval.every": Rule(**NON_NEGATIVE),
+    "eval.metrics": Rule(effect=Effect("eval.every")),  # names: checked against the metric registry in validate
+    "eval.n": Rule(**POSITIVE, max=2**20, effect=Effect("eval.every")),
+    "eval.best": Rule(effect=Effect("eval.every")),
 }
-POSITIVE = {"max_memory", "batch_size", "d_steps", "z_dim", "num_samples", "hist_samples", "log_every", "pack",
-            "reg_every", "latent_std"}
-NON_NEGATIVE = {"steps", "epochs", "every", "sample_every", "ckpt_every", "dropout", "ema", "n", "limit", "lr", "gamma",
-                "aux_weight", "instance_noise", "instance_noise_steps", "latent_components",
-                "blocks", "resolution"}
 INT_AS_STR = {"data.channels"}  # string fields that also take a number (data.channels = 3)
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value as one line of an error message: its repr, shortened; huge integers by their size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit integer"
+    try:
+        text = repr(value)
+    except ValueError:  # a list holding an integer too long to print
+        return f"a {type(value).__name__} holding a huge integer"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _field_paths(cls: type = None, prefix: str = "") -> list[str]:
+    """Full paths of every value in the schema: data.name, ..., model.g.hidden, ..."""
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    out: list[str] = []
+    for f in dataclasses.fields(cls):
+        typ = hints[f.name]
+        out += _field_paths(typ, prefix + f.name + ".") if dataclasses.is_dataclass(typ) else [prefix + f.name]
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _rules_by_path() -> dict[str, Rule]:
+    """RULES resolved to concrete paths ('*' in a rule's switch replaced by what it matched); exact wins."""
+    paths = _field_paths()
+    out: dict[str, Rule] = {}
+    for pattern, rule in sorted(RULES.items(), key=lambda kv: "*" not in kv[0]):  # wildcards first
+        regex = re.compile(re.escape(pattern).replace(r"\*", "([^.]*)"))
+        matched = [(p, m) for p in paths if (m := regex.fullmatch(p))]
+        if not matched:
+            raise TypeError(f"RULES['{pattern}'] matches no config field")
+        for path, m in matched:
+            out[path] = _resolve(rule, m.groups())
+    return out
+
+
+def _resolve(rule: Rule, stars: tuple[str, ...]) -> Rule:
+    """The rule with each '*' of its switch paths replaced by the text its own path's '*' matched."""
+    def sub(path: str) -> str:
+        for s in stars:
+            path = path.replace("*", s, 1)
+        return path
+
+    effect = dataclasses.replace(rule.effect, on=sub(rule.effect.on)) if rule.effect else None
+    by = (sub(rule.by[0]), rule.by[1]) if rule.by else None
+    return dataclasses.replace(rule, effect=effect, by=by)
+
+
+def _get(cfg: Config, path: str) -> Any:
+    return functools.reduce(getattr, path.split("."), cfg)
+
+
+def _check_value(path: str, value: Any, rule: Rule | None = None) -> None:
+    """Check one value (each item of a list) against its rule and the checks every value of its type gets."""
+    rule = rule or _rules_by_path().get(path.split("[")[0]) or Rule()
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(f"{path}[{i}]", item, rule)
+        return
+    if isinstance(value, str):
+        if not value.isprintable():
+            raise ConfigError(f"{path}: {_show(value)} holds a control character (newline, tab, NUL, ...)")
+        if rule.choices is not None and value not in (names := tuple(rule.choices())):
+            raise ConfigError(f"{path}: {_show(value)} is not one of {', '.join(names)}")
+        if rule.check is not None:
+            rule.check(path, value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path}: must be a finite number, got {value}")
+        _check_range(path, value, rule)
+
+
+def _check_range(path: str, v: float, r: Rule) -> None:
+    below = r.lo is not None and (v < r.lo or (r.lo_open and v == r.lo))
+    above = r.hi is not None and (v > r.hi or (r.hi_open and v == r.hi))
+    if (below or above) and r.lo is not None and r.hi is not None:
+        interval = f"{'(' if r.lo_open else '['}{r.lo:g}, {r.hi:g}{')' if r.hi_open else ']'}"
+        raise ConfigError(f"{path}: must be in {interval}, got {_show(v)}")
+    if below:
+        what = ("positive" if r.lo_open else "zero or positive") if r.lo == 0 else \
+            f"{'above' if r.lo_open else 'at least'} {r.lo:g}"
+        raise ConfigError(f"{path}: must be {what}, got {_show(v)}")
+    if above:
+        raise ConfigError(f"{path}: must be {'below' if r.hi_open else 'at most'} {r.hi:g}, got {_show(v)}")
+    limit = r.max if r.max is not None else INT_MAX if isinstance(v, int) else None
+    if limit is not None and v > limit:
+        text = "below 2**63" if limit == INT_MAX else f"at most {int(limit) if limit == int(limit) else limit}"
+        raise ConfigError(f"{path}: must be {text}, got {_show(v)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,27 +410,30 @@ def _coerce(path: str, typ: Any, value: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(typ)
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {_show(value)}")
         return [_coerce(f"{path}[{i}]", item, v) for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         raise TypeError("unions are not used in the config schema")
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{path}: expected a number, got {_show(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float's range
+            raise ConfigError(f"{path}: must be a finite number, got {_show(value)}") from None
     if typ is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {_show(value)}")
         return int(value)
     if typ is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
         return value
     if typ is str:
         if path in INT_AS_STR and isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {_show(value)}")
         return value
     raise TypeError(f"unsupported config type {typ}")
 
@@ -218,32 +441,22 @@ def _coerce(path: str, typ: Any, value: Any) -> Any:
 def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
     """Build dataclass `cls` from `data`, starting from `base` (an instance) or the defaults."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {_show(data)}")
     obj = dataclasses.replace(base) if base is not None else cls()
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key, value in data.items():
         path = prefix + key
         if key not in names:
-            raise ConfigError(f"unknown config key '{path}'" + _closest(key, names))
+            raise ConfigError(f"unknown config key {_show(path)}" + _closest(key, names))
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
             value = _build(typ, value, path + ".", getattr(obj, key))
         else:
             value = _coerce(path, typ, value)
-            _check_value(path, key, value)
+            _check_value(path, value)
         setattr(obj, key, value)
     return obj
-
-
-def _check_value(path: str, key: str, value: Any) -> None:
-    choices = CHOICES.get(path, CHOICES.get(key))
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{path}: '{value}' is not one of {', '.join(choices)}")
-    if key in POSITIVE and value <= 0:
-        raise ConfigError(f"{path}: must be positive, got {value}")
-    if key in NON_NEGATIVE and value < 0:
-        raise ConfigError(f"{path}: must be zero or positive, got {value}")
 
 
 def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
@@ -258,30 +471,28 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def validate(cfg: Config) -> None:
-    """Checks that involve several fields or registries (imported lazily to avoid cycles)."""
-    from ganforge import augment, data, losses
+    """Check every value against its rule in RULES, then the checks that involve several values.
 
+    A value that differs from its default and from the value of the preset the config started from, but
+    has no effect, such as loss.label_smoothing with the hinge loss, is an error: the user meant something.
+    """
+    from ganforge import data
+
+    rules = _rules_by_path()
+    for path in _field_paths():
+        _check_value(path, _get(cfg, path), rules.get(path))
     if cfg.data.name not in data.DATASETS and not cfg.data.path:
         names = list(data.DATASETS)
-        raise ConfigError(f"data.name: unknown dataset '{cfg.data.name}'" + _closest(cfg.data.name, names))
-    if cfg.loss.name not in losses.LOSSES:
-        raise ConfigError(f"loss.name: unknown loss '{cfg.loss.name}'" + _closest(cfg.loss.name, list(losses.LOSSES)))
-    if cfg.eval.n <= 0:
-        raise ConfigError(f"eval.n: must be positive, got {cfg.eval.n}")
+        raise ConfigError(f"data.name: unknown dataset {_show(cfg.data.name)}" + _closest(cfg.data.name, names))
+    for path, rule in rules.items():
+        if rule.by is not None:
+            _check_by(path, _get(cfg, path), rule.by[0], _get(cfg, rule.by[0]), rule.by[1]())
     _check_eval(cfg.eval)
-    if not 0 <= cfg.train.lr_decay_start < 1:
-        raise ConfigError(f"train.lr_decay_start: must be in [0, 1), got {cfg.train.lr_decay_start}")
-    if not 0 <= cfg.model.ema < 1:
-        raise ConfigError(f"model.ema: must be in [0, 1), got {cfg.model.ema}")
-    if not 0 <= cfg.loss.label_smoothing < 1:
-        raise ConfigError(f"loss.label_smoothing: must be in [0, 1), got {cfg.loss.label_smoothing}")
-    for net in ("g", "d"):
-        if not 0 <= getattr(cfg.model, net).dropout < 1:
-            raise ConfigError(f"model.{net}.dropout: must be in [0, 1)")
-    try:
-        augment.parse_policy(cfg.train.augment)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    unchosen = [Config(), *([_preset_config(cfg.preset)] if cfg.preset and cfg.preset in presets() else [])]
+    for path, rule in rules.items():
+        value = _get(cfg, path)
+        if rule.effect is not None and all(value != _get(c, path) for c in unchosen):
+            _check_effect(cfg, path, value, rule.effect)
     m = cfg.model.pack
     if cfg.train.batch_size % m:
         raise ConfigError(f"model.pack: train.batch_size ({cfg.train.batch_size}) is not a multiple of pack ({m})")
@@ -292,23 +503,51 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.d.minibatch: 'stddev' needs D's batch ({d_batch}) to be a multiple of 4")
 
 
+def _check_by(path: str, value: str, on: str, switch: str, allowed: dict[str, tuple[str, ...]]) -> None:
+    """`value` must be one of the names allowed for the switch's value (model.g.norm by model.g.arch)."""
+    names = allowed.get(switch, ())
+    if value not in names:
+        where = " and ".join(k for k, v in allowed.items() if value in v)
+        raise ConfigError(f"{path}: {_show(value)} applies to {where} nets only ({switch} takes {', '.join(names)})")
+
+
+def _check_effect(cfg: Config, path: str, value: Any, e: Effect) -> None:
+    """A value the user changed must do something: raise when its switch turns it off."""
+    if not e.on:
+        raise ConfigError(f"{path}: {_show(value)} has no effect {e.note}")
+    switch = _get(cfg, e.on)
+    if e.only is None:
+        ok, applies = switch > 0, f"when {e.on} > 0"
+    else:
+        names = tuple(e.only())
+        ok, applies = str(switch) in names, f"to {', '.join(names)}"
+    if not ok:
+        raise ConfigError(f"{path}: {_show(value)} has no effect with {e.on} = {_show(switch)} (it applies {applies})")
+
+
+@functools.lru_cache(maxsize=16)
+def _preset_config(name: str) -> Config:
+    """A preset's values, which (like the defaults) are not the user's choice: validate does not blame them."""
+    return load_preset(name)
+
+
 def _check_eval(e: EvalConfig) -> None:
     """eval.metrics must be registered metrics and eval.best a value one of them reports."""
     from ganforge.metrics.registry import METRICS, providers
 
     for m in e.metrics:
         if m not in METRICS:
-            raise ConfigError(f"eval.metrics: unknown metric '{m}'" + _closest(m, list(METRICS)).replace("valid keys",
-                                                                                                       "metrics"))
+            raise ConfigError(f"eval.metrics: unknown metric {_show(m)}" +
+                              _closest(m, list(METRICS)).replace("valid keys", "metrics"))
     if not e.best:
         return
     offered = providers(e.best)
     if not offered:
         values = sorted({v for m in METRICS.values() for v in m.higher})
-        raise ConfigError(f"eval.best: '{e.best}' is not a value any metric reports" +
+        raise ConfigError(f"eval.best: {_show(e.best)} is not a value any metric reports" +
                           _closest(e.best, values).replace("valid keys", "values"))
     if e.metrics and not set(offered) & set(e.metrics):
-        raise ConfigError(f"eval.best: '{e.best}' is reported by {' or '.join(offered)}, which eval.metrics "
+        raise ConfigError(f"eval.best: {_show(e.best)} is reported by {' or '.join(offered)}, which eval.metrics "
                           f"{e.metrics} does not include")
 
 
@@ -317,14 +556,22 @@ def _check_eval(e: EvalConfig) -> None:
 
 
 def load_toml(path: str | Path, base: Config | None = None) -> Config:
+    """Read a TOML config file on top of `base` (e.g. a preset) or the defaults."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {_printable(str(path))}")
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{_printable(str(path))}: not a TOML file (not UTF-8 text)") from None
+    except ValueError as e:  # TOMLDecodeError, or an integer too long to convert
+        raise ConfigError(f"{_printable(str(path))}: not valid TOML: {_printable(str(e))}") from None
     return from_dict(data, base)
+
+
+def _printable(text: str) -> str:
+    """`text` as is when printable, else its repr: an error message stays on one line."""
+    return text if text.isprintable() else repr(text)
 
 
 def dump_toml(cfg: Config) -> str:
@@ -338,9 +585,10 @@ def presets() -> list[str]:
 
 
 def load_preset(name: str) -> Config:
+    """The shipped preset `name` (see `presets()`), with cfg.preset set to its name."""
     names = presets()
     if name not in names:
-        raise ConfigError(f"unknown preset '{name}'" + _closest(name, names).replace("valid keys", "presets"))
+        raise ConfigError(f"unknown preset {_show(name)}" + _closest(name, names).replace("valid keys", "presets"))
     text = (resources.files("ganforge") / "presets" / f"{name}.toml").read_text()
     cfg = from_dict(tomllib.loads(text))
     cfg.preset = name
@@ -350,13 +598,15 @@ def load_preset(name: str) -> Config:
 def parse_override(item: str) -> dict[str, Any]:
     """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}}; the value is parsed as TOML, else a string."""
     if "=" not in item:
-        raise ConfigError(f"--set expects section.key=value, got '{item}'")
+        raise ConfigError(f"--set expects section.key=value, got {_show(item)}")
     key, raw = item.split("=", 1)
     key = key.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError:  # not a TOML value: a plain string
         value = raw
+    except ValueError:  # an integer too long for Python to convert (over 4,300 digits)
+        raise ConfigError(f"{_show(key)}: a number of {len(raw.strip())} characters is too long") from None
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")
@@ -367,8 +617,14 @@ def parse_override(item: str) -> dict[str, Any]:
 
 
 def apply_overrides(cfg: Config, items: list[str]) -> Config:
+    """Apply 'key=value' items in order (a later one wins), then validate the result once.
+
+    Checks between values run on the result, so the order of the items does not matter to them
+    (--set loss.label_smoothing=0.1 may come before or after --loss bce).
+    """
     for item in items:
-        cfg = from_dict(parse_override(item), cfg)
+        cfg = _build(Config, parse_override(item), "", cfg)
+    validate(cfg)
     return cfg
 
 

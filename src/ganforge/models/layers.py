@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from ganforge.config import NetConfig
+from ganforge.config import ConfigError, NetConfig
+
+# name -> the hidden activation, built from the net's config (model.*.activation)
+ACTIVATIONS: dict[str, Callable[[NetConfig], nn.Module]] = {
+    "relu": lambda cfg: nn.ReLU(),
+    "leaky_relu": lambda cfg: nn.LeakyReLU(cfg.leaky_slope),
+    "elu": lambda cfg: nn.ELU(),
+    "gelu": lambda cfg: nn.GELU(),
+    "silu": lambda cfg: nn.SiLU(),
+    "tanh": lambda cfg: nn.Tanh(),
+}
+# name -> normalisation of `width` features after a linear layer (mlp nets, dcgan's fc layers)
+NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda width: nn.Identity(),
+    "batch": nn.BatchNorm1d,
+    "layer": nn.LayerNorm,
+}
+# name -> normalisation of `channels` feature maps after a conv layer (dcgan nets)
+NORMS_2D: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda channels: nn.Identity(),
+    "batch": nn.BatchNorm2d,
+    "instance": lambda channels: nn.InstanceNorm2d(channels, affine=True),
+    "layer": lambda channels: nn.GroupNorm(1, channels),  # one group over (C, H, W)
+}
+INITS = ("default", "dcgan")  # weight initialisations of init_weights (model.*.init)
 
 
 def activation(cfg: NetConfig) -> nn.Module:
     """The hidden activation named in the config."""
-    if cfg.activation == "leaky_relu":
-        return nn.LeakyReLU(cfg.leaky_slope)
-    acts = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-    return acts[cfg.activation]()
+    if cfg.activation not in ACTIVATIONS:
+        raise ConfigError(f"activation: {cfg.activation!r} is not one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[cfg.activation](cfg)
 
 
 def norm_1d(kind: str, width: int) -> nn.Module:
     """Normalisation after a linear layer: none, batch or layer."""
-    if kind == "none":
-        return nn.Identity()
-    return {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](width)
+    if kind not in NORMS_1D:
+        extra = f" ({kind!r} applies to conv layers only)" if kind in NORMS_2D else ""
+        raise ConfigError(f"norm: {kind!r} is not one of {', '.join(NORMS_1D)}{extra}")
+    return NORMS_1D[kind](width)
 
 
 def init_weights(module: nn.Module, kind: str) -> nn.Module:
@@ -29,6 +55,8 @@ def init_weights(module: nn.Module, kind: str) -> nn.Module:
     dcgan (Radford et al. 2016): weights N(0, 0.02), biases 0, batch-norm gains N(1, 0.02). A spectrally
     normalised layer gets the same draw on its unnormalised weight.
     """
+    if kind not in INITS:
+        raise ConfigError(f"init: {kind!r} is not one of {', '.join(INITS)}")
     if kind == "default":
         return module
     for m in module.modules():
@@ -51,15 +79,9 @@ def maybe_spectral_norm(layer: nn.Module, on: bool) -> nn.Module:
 
 def norm_2d(kind: str, channels: int) -> nn.Module:
     """Normalisation after a conv layer: none, batch, instance, or layer (one group over C, H, W)."""
-    if kind == "none":
-        return nn.Identity()
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)
-    raise ValueError(f"norm: '{kind}' is not one of none, batch, instance, layer")
+    if kind not in NORMS_2D:
+        raise ConfigError(f"norm: {kind!r} is not one of {', '.join(NORMS_2D)}")
+    return NORMS_2D[kind](channels)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,17 +133,20 @@ class MinibatchStdDev(nn.Module):
 
 MINIBATCH_KERNELS, MINIBATCH_KERNEL_DIMS = 32, 8  # minibatch discrimination: out_features, kernel_dims
 
+# name -> (features -> (the minibatch layer on (B, features), its output width)) (model.d.minibatch)
+MINIBATCH: dict[str, Callable[[int], tuple[nn.Module, int]]] = {
+    "none": lambda f: (nn.Identity(), f),
+    "discrimination": lambda f: (MinibatchDiscrimination(f, MINIBATCH_KERNELS, MINIBATCH_KERNEL_DIMS),
+                                 f + MINIBATCH_KERNELS),
+    "stddev": lambda f: (MinibatchStdDev(), f + 1),
+}
+
 
 def minibatch_layer(kind: str, features: int) -> tuple[nn.Module, int]:
     """The minibatch layer `kind` (none, discrimination, stddev) on (B, features), and its output width."""
-    if kind == "none":
-        return nn.Identity(), features
-    if kind == "discrimination":
-        layer = MinibatchDiscrimination(features, MINIBATCH_KERNELS, MINIBATCH_KERNEL_DIMS)
-        return layer, features + MINIBATCH_KERNELS
-    if kind == "stddev":
-        return MinibatchStdDev(), features + 1
-    raise ValueError(f"model.d.minibatch: '{kind}' is not one of none, discrimination, stddev")
+    if kind not in MINIBATCH:
+        raise ConfigError(f"model.d.minibatch: {kind!r} is not one of {', '.join(MINIBATCH)}")
+    return MINIBATCH[kind](features)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,12 +7,16 @@ import math
 import torch
 from torch import nn
 
-from ganforge.config import NetConfig
+from ganforge.config import ConfigError, NetConfig
 from ganforge.models.layers import activation, maybe_spectral_norm, norm_1d
 
 
 def mlp_stack(cfg: NetConfig, in_dim: int) -> tuple[nn.Sequential, int]:
-    """Hidden layers: Linear -> norm -> activation -> dropout, for each width in cfg.hidden."""
+    """Hidden layers: Linear -> norm -> activation -> dropout, for each width in cfg.hidden ([] = none)."""
+    if any(h < 1 for h in cfg.hidden):
+        raise ConfigError(f"hidden: every width must be positive, got {cfg.hidden}")
+    if not 0 <= cfg.dropout < 1:
+        raise ConfigError(f"dropout: must be in [0, 1), got {cfg.dropout}")
     layers: list[nn.Module] = []
     width = in_dim
     for h in cfg.hidden:
