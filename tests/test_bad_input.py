@@ -581,7 +581,7 @@ def test_generated_train_command_lines(capsys, monkeypatch, tmp_path):
     def build(cfg, *args, **kwargs):
         config.validate(cfg)
         built.append(cfg)
-        return SimpleNamespace(out=tmp_path / "never")
+        return SimpleNamespace(out=tmp_path / "never", data=SimpleNamespace(report=[]))
 
     monkeypatch.setattr(train, "build", build)
     monkeypatch.setattr(train, "train", lambda **kwargs: None)

@@ -22,7 +22,7 @@ from tests.imagefolders import write_digit_folder, write_shapes_folder
 TINY_DCGAN = ["model.z_dim=8", 'model.g={arch="dcgan", channels=8, norm="batch"}',
               'model.d={arch="dcgan", channels=8, activation="leaky_relu"}', "train.batch_size=16",
               "train.log_every=5", "train.sample_every=5", "train.ckpt_every=5", "train.num_samples=16",
-              'train.progress="none"', "train.tensorboard=false", "eval.n=64"]
+              'train.progress="none"', "train.tensorboard=false"]
 
 
 def _sets(items: list[str]) -> list[str]:
@@ -83,7 +83,7 @@ def test_second_start_reads_the_cache_and_changed_data_is_refused(tmp_path, caps
     assert main(["train", "--data", str(folder.root), "--steps", "2", "--out", str(out),
                  "--set", f'data.cache="{tmp_path / "cache"}"', *_sets(TINY_DCGAN)]) == 0
     Image.new("L", (28, 28), 255).save(folder.root / "extra.png")  # the data changes after training
-    assert main(["eval", str(out), "-n", "8", "--metrics", "swd"]) == 2
+    assert main(["eval", str(out), "-n", "16", "--metrics", "swd"]) == 2
     assert "the data at" in capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--steps", "3"]) == 2
     assert "changed since this run was trained" in capsys.readouterr().err
@@ -128,6 +128,7 @@ def test_python_data_in_memory_is_saved_with_the_run_and_evaluated_against(tmp_p
     assert run.data.shape == (1, 16, 16) and (run.out / "data.npz").exists()
     assert run.cfg.data.path == str((run.out / "data.npz").resolve())
     assert main(["eval", str(run.out), "-n", "32", "--metrics", "swd"]) == 0
-    vectors = train.train(config.apply_overrides(cfg, [f'train.out="{tmp_path / "v"}"', 'model.g.arch="mlp"',
-                                                       'model.d.arch="mlp"']), data=torch.randn(200, 3))
+    small = ["model.z_dim=4", "model.g.hidden=[8]", "model.d.hidden=[8]", "train.batch_size=16", "train.steps=2",
+             'train.progress="none"', "train.tensorboard=false", f'train.out="{tmp_path / "v"}"']
+    vectors = train.train(config.apply_overrides(config.Config(), small), data=torch.randn(200, 3))
     assert vectors.data.family.name == "points" and vectors.data.shape == (3,)

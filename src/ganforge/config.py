@@ -246,7 +246,7 @@ RULES: dict[str, Rule] = {
     "data.labels": Rule(choices=_names("data.images", "LABEL_CHOICES")),
     "data.max_memory": Rule(**POSITIVE),
     "model.z_dim": Rule(**POSITIVE, max=WIDTH_MAX),
-    "model.*.arch": Rule(choices=_names("models.conditional", "GENERATORS")),
+    "model.*.arch": Rule(choices=_names("models", "ARCHS")),
     "model.*.hidden": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_MLP),
     "model.*.activation": Rule(choices=_names("models.layers", "ACTIVATIONS")),
     "model.*.leaky_slope": Rule(effect=Effect("model.*.activation", lambda: ("leaky_relu",))),
