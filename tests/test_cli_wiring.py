@@ -92,3 +92,15 @@ def test_eval_best_keeps_the_best_steps_weights(tmp_path, monkeypatch, metric, h
     kept = ganforge.load(run.out / "best.safetensors", ema=False).G.state_dict()
     for k, v in kept.items():
         torch.testing.assert_close(v, weights[best_step][k], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_out_and_fewer_steps(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", *_sets(TINY_1D), "--out", str(out)]) == 0  # 40 steps
+    before = (out / "config.toml").read_text()
+    assert main(["train", "--resume", str(out), "--out", str(tmp_path / "elsewhere"), "--steps", "50"]) == 2
+    assert "--out: a resumed run continues in its own folder" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--steps", "10"]) == 2
+    assert "--steps 10: the run is already at step 40" in capsys.readouterr().err
+    assert (out / "config.toml").read_text() == before and not (tmp_path / "elsewhere").exists()
+    assert main(["train", "--resume", str(out), "--out", str(out), "--steps", "45"]) == 0

@@ -74,7 +74,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise config.ConfigError("--init starts a new run from trained weights, --resume continues one: use one")
         if args.config or args.preset:
             raise config.ConfigError("--resume continues a run with its saved config: drop the config/--preset")
-        run = train.resume(args.resume, _overrides(args))
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise config.ConfigError(f"--out: a resumed run continues in its own folder ({args.resume}); to branch it, "
+                                     "copy the folder and resume the copy")
+        run = train.resume(args.resume, [o for o in _overrides(args) if not o.startswith("train.out=")])
+        if run.total < run.step:
+            raise config.ConfigError(f"--steps {run.total}: the run is already at step {run.step}; give more steps "
+                                     "to continue it")
         print(f"resuming {run.out} at step {run.step} of {run.total}", file=sys.stderr)
     else:
         cfg = config.load_preset(args.preset) if args.preset else config.Config()
