@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ OVERRIDES = ['data.name="mnist-5k"', "train.epochs=0", 'train.progress="none"', 
 
 def _worker(rank: int, world: int, port: int, steps: int, warmup: int, threads: int, folder: str) -> None:
     os.environ |= {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1",
-                   "MASTER_PORT": str(port)}
+                   "MASTER_PORT": str(port),
+                   "TORCHELASTIC_USE_AGENT_STORE": "True"}
     torch.set_num_threads(threads)
     cfg = config.apply_overrides(config.load_preset("mnist-mlp"), OVERRIDES + [
         f"train.steps={warmup}", f'train.out="{folder}/run-{world}"', 'train.device="cpu"'])
@@ -48,16 +48,17 @@ def _worker(rank: int, world: int, port: int, steps: int, warmup: int, threads: 
     distributed.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _agent_store() -> torch.distributed.TCPStore:
+    """The rendezvous store, held by this parent process as torchrun's agent holds it (the workers connect as
+    clients: TORCHELASTIC_USE_AGENT_STORE), on a port the system chose: no race for a free port."""
+    return torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
 def measure(world: int, steps: int, warmup: int, threads: int) -> float:
     """Steps/s of `world` processes (spawned, gloo) training mnist-mlp for `steps` steps after `warmup`."""
     with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(_worker, args=(world, _free_port(), steps, warmup, threads, folder), nprocs=world, join=True)
+        store = _agent_store()  # kept alive while the workers run
+        mp.spawn(_worker, args=(world, store.port, steps, warmup, threads, folder), nprocs=world, join=True)
         return json.loads(Path(folder, f"world-{world}.json").read_text())["steps_per_s"]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,17 +67,18 @@ def _job(job: dict) -> None:
 
 def _worker(rank: int, port: int, jobs: list[dict]) -> None:
     os.environ |= {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                   "MASTER_PORT": str(port)}
+                   "MASTER_PORT": str(port),
+                   "TORCHELASTIC_USE_AGENT_STORE": "True"}
     torch.set_num_threads(1)
     for job in jobs:
         _job(job)
     distributed.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _agent_store() -> torch.distributed.TCPStore:
+    """The rendezvous store, held by this parent process as torchrun's agent holds it (the workers connect as
+    clients: TORCHELASTIC_USE_AGENT_STORE), on a port the system chose: no race for a free port."""
+    return torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
 def _one(overrides: list[str], out: Path) -> Path:
@@ -106,7 +106,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
             {"resume": False, "out": str(two["n-then-1"]), "overrides": MLP + [f"train.steps={N}"]},
             {"resume": False, "out": str(two["bn-dropout"]), "overrides": BN_DROPOUT},
             {"resume": True, "out": str(one["n-then-2"]), "overrides": [f"train.steps={2 * N}"]}]
-    mp.spawn(_worker, args=(_free_port(), jobs), nprocs=2, join=True)
+    store = _agent_store()  # kept alive while the workers run
+    mp.spawn(_worker, args=(store.port, jobs), nprocs=2, join=True)
     # written by 2 processes, resumed by 1
     resumed = train.resume(two["n-then-1"], [f"train.steps={2 * N}"])
     assert (resumed.step, resumed.par.world) == (N, 1)

@@ -39,6 +39,7 @@ import contextlib
 import inspect
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -212,9 +213,17 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Leave the process group (registered at exit by `init`; safe to call twice)."""
+    """Leave the process group (registered at exit by `init`; safe to call twice).
+
+    Then release the GIL for a moment: with gloo, a worker thread may still be dropping the last gradient
+    all-reduce of DDP's backward, which holds a Python object (torch 2.13 stashes the backward's contextvars
+    in the work's thread-local state) and so needs the GIL; once the interpreter finalises, such a thread is
+    killed mid-destructor and the process aborts (SIGABRT, "terminate called without an active exception")
+    after a run that finished.
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        time.sleep(0.1)
 
 
 class RankOutput(NullOutput):
