@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "mnist-5k"  # dataset registry name: gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k
+    name: str = "mnist-5k"  # dataset registry name: gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k, diamonds, names
     root: str = "~/.cache/ganforge"  # where downloaded datasets are cached
     mean: float = 5.0  # gaussian-1d: target mean
     std: float = 1.0  # gaussian-1d: target standard deviation
@@ -53,18 +53,25 @@ class DataConfig:
     labels_key: str = ""  # .npz arrays: the labels array ('' = 'labels' or 'y' when present)
     cache: str = "~/.cache/ganforge/datasets"  # decoded images are kept here as uint8 ('' = no cache)
     max_memory: float = 2.0  # GiB: data larger than this as float32 is streamed from the uint8 cache
+    holdout: float = 0.2  # tables and text: share of rows/lines kept out of training (seeded), for the metrics
+    columns: dict[str, str] = field(default_factory=dict)  # tables: kind per column, e.g. {zip = "categorical"}
+    target: str = ""  # tables: the column ML efficacy predicts ('' = no ML efficacy)
+    column: str = ""  # text from a CSV: the column holding the lines ('' = a text file, one sample per line)
+    tokens: str = "chars"  # text: chars or words
+    max_len: int = 0  # text: longest line in tokens (0 = the 99th percentile of lengths, at most 64)
+    lowercase: bool = False  # text: lowercase every line first
 
 
 @dataclass
 class NetConfig:
-    arch: str = "mlp"  # network family: mlp or dcgan
-    hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp: width of each hidden layer
+    arch: str = "mlp"  # network family: mlp, dcgan, ctgan (tables) or textcnn (text)
+    hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp, ctgan: width of each hidden layer
     activation: str = "relu"  # hidden activation: relu, leaky_relu, elu, gelu, silu, tanh
     leaky_slope: float = 0.2  # negative slope of leaky_relu
     dropout: float = 0.0  # dropout after each hidden activation (0 = none)
     norm: str = "none"  # normalisation after each hidden layer: none, batch, layer
-    channels: int = 64  # dcgan: width of the widest conv layer
-    blocks: int = 0  # dcgan: extra 3x3 stride-1 conv layers at each resolution (depth without resizing)
+    channels: int = 64  # dcgan: width of the widest conv layer; textcnn: width of every conv layer
+    blocks: int = 0  # dcgan: extra 3x3 stride-1 conv layers at each resolution; textcnn: residual blocks
     fc: list[int] = field(default_factory=list)  # dcgan: hidden linear layers z -> fc -> convs (G), convs -> fc (D)
     spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
     minibatch: str = "none"  # D only: none, discrimination (Salimans 2016), stddev (Karras 2018)
@@ -82,6 +89,8 @@ class ModelConfig:
     pack: int = 1  # PacGAN: D judges this many samples at once, stacked along dim 1 (1 = off)
     latent_components: int = 0  # DeLiGAN mixture latent: G's noise from K disjoint Gaussian blobs (0 = off)
     latent_std: float = 0.1  # std of each blob of the mixture latent (its means are N(0, I) draws)
+    tau: float = 0.2  # tables and text: temperature of G's Gumbel-softmax one-hot heads
+    text_head: str = "softmax"  # text: G's output: softmax (Gulrajani et al. 2017) or gumbel (straight-through)
     sync_bn: bool = False  # torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA), not per process
 
 
@@ -175,7 +184,7 @@ def _norms_by_arch() -> dict[str, tuple[str, ...]]:
     """model.*.norm by model.*.arch: the mlp normalises features (1d), dcgan feature maps (2d)."""
     from ganforge.models import layers
 
-    return {"mlp": tuple(layers.NORMS_1D), "dcgan": tuple(layers.NORMS_2D)}
+    return {"mlp": tuple(layers.NORMS_1D), "dcgan": tuple(layers.NORMS_2D), "ctgan": ("none",), "textcnn": ("none",)}
 
 
 def _all_norms() -> tuple[str, ...]:
@@ -233,7 +242,8 @@ class Rule:
 POSITIVE = dict(lo=0, lo_open=True)
 NON_NEGATIVE = dict(lo=0)
 FRACTION = dict(lo=0, hi=1, hi_open=True)  # [0, 1)
-ON_MLP, ON_DCGAN = Effect("model.*.arch", lambda: ("mlp",)), Effect("model.*.arch", lambda: ("dcgan",))
+ON_DCGAN = Effect("model.*.arch", lambda: ("dcgan",))
+ON_CONV = Effect("model.*.arch", lambda: ("dcgan", "textcnn"))
 
 RULES: dict[str, Rule] = {
     "data.std": Rule(**POSITIVE),
@@ -245,15 +255,19 @@ RULES: dict[str, Rule] = {
     "data.channels": Rule(choices=_names("data.images", "CHANNEL_CHOICES")),
     "data.labels": Rule(choices=_names("data.images", "LABEL_CHOICES")),
     "data.max_memory": Rule(**POSITIVE),
+    "data.holdout": Rule(**FRACTION),
+    "data.columns": Rule(choices=_names("data.tables", "KINDS")),  # each value
+    "data.tokens": Rule(choices=_names("data.text", "TOKENS")),
+    "data.max_len": Rule(**NON_NEGATIVE, max=2**12),
     "model.z_dim": Rule(**POSITIVE, max=WIDTH_MAX),
-    "model.*.arch": Rule(choices=_names("models", "ARCHS")),
-    "model.*.hidden": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_MLP),
+    "model.*.arch": Rule(choices=_names("models", "ARCH_NAMES")),
+    "model.*.hidden": Rule(**POSITIVE, max=WIDTH_MAX, effect=Effect("model.*.arch", lambda: ("mlp", "ctgan"))),
     "model.*.activation": Rule(choices=_names("models.layers", "ACTIVATIONS")),
     "model.*.leaky_slope": Rule(effect=Effect("model.*.activation", lambda: ("leaky_relu",))),
     "model.*.dropout": Rule(**FRACTION),
     "model.*.norm": Rule(choices=_all_norms, by=("model.*.arch", _norms_by_arch)),
-    "model.*.channels": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_DCGAN),
-    "model.*.blocks": Rule(**NON_NEGATIVE, max=2**8, effect=ON_DCGAN),
+    "model.*.channels": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_CONV),
+    "model.*.blocks": Rule(**NON_NEGATIVE, max=2**8, effect=ON_CONV),
     "model.*.fc": Rule(**POSITIVE, max=WIDTH_MAX, effect=ON_DCGAN),
     "model.g.minibatch": Rule(choices=_names("models.layers", "MINIBATCH"),
                               effect=Effect("", note="on G: minibatch layers are D's (model.d.minibatch)")),
@@ -265,6 +279,8 @@ RULES: dict[str, Rule] = {
     "model.pack": Rule(**POSITIVE, max=BATCH_MAX),
     "model.latent_components": Rule(**NON_NEGATIVE, max=WIDTH_MAX),
     "model.latent_std": Rule(**POSITIVE, effect=Effect("model.latent_components")),
+    "model.tau": Rule(**POSITIVE),
+    "model.text_head": Rule(choices=_names("models.text", "MODES")),
     "*_optim.lr": Rule(**NON_NEGATIVE),
     "*_optim.beta1": Rule(**FRACTION),
     "*_optim.beta2": Rule(**FRACTION),
@@ -364,6 +380,12 @@ def _check_value(path: str, value: Any, rule: Rule | None = None) -> None:
         for i, item in enumerate(value):
             _check_value(f"{path}[{i}]", item, rule)
         return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key.isprintable() or not key:
+                raise ConfigError(f"{path}: {_show(key)} is not a usable name")
+            _check_value(f"{path}.{key}", item, rule)
+        return
     if isinstance(value, str):
         if not value.isprintable():
             raise ConfigError(f"{path}: {_show(value)} holds a control character (newline, tab, NUL, ...)")
@@ -412,6 +434,11 @@ def _coerce(path: str, typ: Any, value: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {_show(value)}")
         return [_coerce(f"{path}[{i}]", item, v) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(typ)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a table of name = value, got {_show(value)}")
+        return {str(k): _coerce(f"{path}.{k}", item, v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         raise TypeError("unions are not used in the config schema")
     if typ is float:
@@ -454,6 +481,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> An
             value = _build(typ, value, path + ".", getattr(obj, key))
         else:
             value = _coerce(path, typ, value)
+            if isinstance(value, dict):  # tables of names merge: --set data.columns.zip=categorical adds one
+                value = getattr(obj, key) | value
             _check_value(path, value)
         setattr(obj, key, value)
     return obj

@@ -351,7 +351,20 @@ def check_config(records: list[dict], cfg: dict | None) -> list[Finding]:
 
 
 # check name -> what a person calls the problem
+def check_samples(records: list[dict], cfg: dict | None) -> list[Finding]:
+    """What the data family saw in the pictured samples (a table's missing category or collapsed column, text
+    copied or collapsed onto a few lines): each distinct warning once, from the first step it was seen."""
+    first: dict[str, int] = {}
+    for r in records:
+        for text in r.get("sample_warnings") or []:
+            first.setdefault(str(text), r.get("step"))
+    return [Finding("samples", "warning", step, text, {"key": text},
+                    ["more steps, a lower learning rate, or PacGAN (model.pack) against collapse; fewer steps or "
+                     "more data against copying"]) for text, step in first.items()]
+
+
 TITLES = {
+    "samples": "what the samples show",
     "config": "config out of the usual range",
     "divergence": "training diverged",
     "overpowering": "discriminator overpowering the generator",
@@ -367,6 +380,7 @@ CHECKS: dict[str, Callable[[list[dict], dict | None], list[Finding]]] = {
     "mode_collapse": check_mode_collapse,
     "oscillation": check_oscillation,
     "exploding_gradients": check_exploding_gradients,
+    "samples": check_samples,
 }
 
 

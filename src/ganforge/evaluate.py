@@ -37,6 +37,29 @@ def _family_of(shape: tuple[int, ...]) -> str:
     raise ConfigError(f"cannot tell what samples shaped {shape} are: expected vectors (D,) or images (C, H, W)")
 
 
+SAMPLE_FILES = {".csv": "tables", ".tsv": "tables", ".parquet": "tables", ".txt": "text"}  # beside .npy
+
+
+def _load_samples(path: str | Path) -> tuple[object, str | None, str]:
+    """--samples FILE: (a tensor from .npy, a DataFrame from a table, or lines from .txt; its family when the file
+    says it; the sha256 of what was read)."""
+    path = Path(path)
+    family = SAMPLE_FILES.get(path.suffix.lower())
+    if family is None:
+        x = _load_npy(path, "--samples")
+        return x, None, _sha256(x)
+    if not path.is_file():
+        raise ConfigError(f"--samples: no such file '{path}'")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if family == "tables":
+        from ganforge.data.tables import read_table
+
+        return read_table(path), family, digest
+    from ganforge.data.text import read_lines
+
+    return read_lines(path), family, digest
+
+
 def _load_npy(path: str | Path, flag: str) -> torch.Tensor:
     path = Path(path)
     if path.suffix != ".npy" or not path.is_file():
@@ -85,17 +108,23 @@ def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, pro
     """(samples (n, *shape), their requested labels (n,) or None, the run's number of classes, the run's config
     or None, the run's data family name or None); fills `prov`."""
     cfg = family = sampler = labels = None
+    state = None
     if run is not None:
         sampler = ganforge.load(run, ema=ema)
         cfg, family = sampler.cfg, sampler.family.name
         prov["data_source"] = getattr(sampler, "data_source", {})
+        state = sampler.family_state
         if step is not None and step != sampler.step:
             raise ConfigError(f"--step {step}: the run's checkpoint is at step {sampler.step} and only the "
                               f"latest checkpoint is kept; evaluate --step {sampler.step} or omit --step")
         prov |= {"run": str(run), "step": sampler.step, "ema": sampler.ema}
     if samples is not None:
-        fake = _load_npy(samples, "--samples")[:n]
-        prov |= {"samples_file": str(samples), "samples_sha256": _sha256(fake)}
+        fake, file_family, digest = _load_samples(samples)
+        if family is not None and file_family is not None and file_family != family:
+            raise ConfigError(f"--samples: {Path(samples).name} holds {file_family} samples; the run makes {family}")
+        family = family or file_family
+        fake = fake[:n] if not hasattr(fake, "iloc") else fake.iloc[:n]
+        prov |= {"samples_file": str(samples), "samples_sha256": digest}
     elif cfg.model.conditional != "none":  # labels 0..K-1 cycled (the sampler's default), kept for cond_acc
         labels = torch.arange(n) % sampler.num_classes
         fake = sampler.sample(n, seed=seed, y=labels)
@@ -104,13 +133,14 @@ def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, pro
     else:
         fake = sampler.sample(n, seed=seed)
         prov["sampling"] = f"ganforge.load(run, ema={ema}).sample({n}, seed={seed})"
-    return fake, labels, (sampler.num_classes if labels is not None else 0), cfg, family
+    return fake, labels, (sampler.num_classes if labels is not None else 0), cfg, family, state
 
 
 def _real(real, cfg: config.Config | None, prov: dict, n: int, seed: int,
-          recorded: dict | None) -> tuple[torch.Tensor, Dataset | None, tuple | None]:
-    """(a seeded subset of min(n, N) real samples in dataset order, the Dataset when known, the gaussian-1d
-    target (mean, std)); fills `prov`. A run trained on user data is checked against its recorded hash."""
+          recorded: dict | None, state: dict | None = None) -> tuple[object, Dataset | None, tuple | None]:
+    """(the real data the metrics compare with: a seeded subset of min(n, N) samples in dataset order, a table's
+    training split, the held-out lines; the Dataset when known; the gaussian-1d target (mean, std)); fills
+    `prov`. A run trained on user data is checked against its recorded hash; `state` is the run's family state."""
     if real is not None and str(real).endswith(".npy"):
         x = _load_npy(real, "--real")
         prov["dataset"] = {"file": str(real), "sha256": _sha256(x)}
@@ -119,7 +149,7 @@ def _real(real, cfg: config.Config | None, prov: dict, n: int, seed: int,
     if real is not None:
         ds = _real_dataset(str(real), cfg)
     else:
-        ds = load_dataset(cfg.data, seed=cfg.train.seed)
+        ds = load_dataset(cfg.data, seed=cfg.train.seed, state=state)
         check_same_source(recorded or {}, ds, "ganforge eval")
     prov["dataset"] = {"name": ds.name, "sha256": ds.sha256(), "size": len(ds)} | (
         {"path": ds.source["path"]} if ds.source else {})
@@ -128,7 +158,7 @@ def _real(real, cfg: config.Config | None, prov: dict, n: int, seed: int,
         d = cfg.data if cfg is not None and cfg.data.name == "gaussian-1d" else config.DataConfig()
         normal = (d.mean, d.std)
         prov["dataset"]["target"] = f"N({d.mean}, {d.std}^2)"
-    return ds.subset(n, seed).cpu(), ds, normal
+    return ds.family.real_for_eval(ds, n, seed), ds, normal
 
 
 def _attach_extractor(inp: Inputs, name: str | None, prov: dict) -> None:
@@ -163,11 +193,16 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
     prov: dict[str, Any] = {"seed": seed, "ganforge_version": ganforge.__version__,
                             "torch_version": torch.__version__, "numpy_version": np.__version__,
                             "scipy_version": scipy.__version__}
-    fake, labels, num_classes, cfg, family = _generated(run, samples, n, step, ema, seed, prov)
-    real_x, dataset, normal = _real(real, cfg, prov, n, seed, prov.pop("data_source", None))
-    if tuple(fake.shape[1:]) != tuple(real_x.shape[1:]) and not (fake.ndim == real_x.ndim == 4):
+    fake, labels, num_classes, cfg, family, state = _generated(run, samples, n, step, ema, seed, prov)
+    real_x, dataset, normal = _real(real, cfg, prov, n, seed, prov.pop("data_source", None), state)
+    tensors = torch.is_tensor(fake) and torch.is_tensor(real_x)
+    if dataset is not None and family is not None and dataset.family.name != family:
+        raise ConfigError(f"the real data is {dataset.family.name} data; the samples are {family}")
+    if tensors and tuple(fake.shape[1:]) != tuple(real_x.shape[1:]) and not (fake.ndim == real_x.ndim == 4):
         raise ConfigError(f"generated samples are shaped {tuple(fake.shape[1:])}, "
                           f"real ones {tuple(real_x.shape[1:])}")
+    if not tensors and dataset is None:
+        raise ConfigError("--real: table and text samples are measured against a run's data or a dataset name/path")
     family = family or (dataset.family.name if dataset is not None else _family_of(tuple(real_x.shape[1:])))
     prov |= {"n_generated": len(fake), "n_real": len(real_x), "data_family": family}
 

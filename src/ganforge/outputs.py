@@ -102,8 +102,13 @@ class RunOutput(NullOutput):
         with partial_file(path) as tmp:
             run.data.family.picture(pictured, tmp, run.data, run.cfg, title, nrow)
         self.tb.image(run.step, "samples", path)
-        stats = {"step": run.step} | doctor.diversity(pictured, run.data.subset(512)) | _classes_produced(run, pictured)
-        self.record(stats)
+        text = run.data.family.as_text(pictured, run.data)
+        if text is not None:  # text lines: also as text, beside the picture and in TensorBoard
+            fsio.atomic_write_text(path.with_suffix(".txt"), text + "\n")
+            self.tb.text("samples", text, run.step)
+        watched, warnings = run.data.family.watch(pictured, run.data)  # warnings: the doctor's "samples" check
+        self.record({"step": run.step} | watched | _classes_produced(run, pictured)
+                    | ({"sample_warnings": warnings} if warnings else {}))
 
     def on_checkpoint(self, run: Run, evaluate: bool) -> None:
         from ganforge.train import save_run

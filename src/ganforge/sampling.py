@@ -1,4 +1,8 @@
-"""Load a trained generator (from a run folder, a checkpoint or an exported file) and sample it."""
+"""Load a trained generator (from a run folder, a checkpoint or an exported file) and sample it.
+
+`Sampler.sample` returns what the run's data family makes: tensors for points and images, a pandas DataFrame
+for tables, a list of strings for text.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +14,42 @@ from torch import nn
 
 from ganforge import checkpoint, config, noise
 from ganforge.data import Family, family_from_state
-from ganforge.models import build_generator
 from ganforge.models.conditional import fixed_labels
 
 
 class Sampler:
-    """A generator rebuilt from its saved config; `.sample(n)` returns data-shaped samples."""
+    """A generator rebuilt from its saved config; `.sample(n)` returns n samples as its data family makes them."""
 
     def __init__(self, G: nn.Module, cfg: config.Config, family: Family, step: int, ema: bool,
-                 num_classes: int = 0, class_names: list[str] | None = None, data_shape: tuple[int, ...] = ()):
+                 num_classes: int = 0, class_names: list[str] | None = None, data_shape: tuple[int, ...] = (),
+                 family_state: dict | None = None):
         self.G, self.cfg, self.family, self.step, self.ema = G.eval(), cfg, family, step, ema
         self.num_classes, self.class_names, self.data_shape = num_classes, list(class_names or []), tuple(data_shape)
         self.data_source: dict = {}  # user data: the path and content hash the run was trained on
+        self.family_state = dict(family_state or {})  # what the family learned from the data (transform, vocabulary)
+        self.acceptance: float | None = None  # tables with `where`: the share of rows drawn that were kept
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch: int = 1000, y: torch.Tensor | None = None,
-               truncation: float | None = None) -> torch.Tensor:
-        """n samples (n, *data_shape); images are in [-1, 1]. A seed makes them reproducible.
+               truncation: float | None = None, **options):
+        """n samples; a seed makes them reproducible.
 
-        Conditional generators take labels `y` (n,), by default 0, 1, ..., K-1, 0, 1, ...
-        `truncation` psi in (0, 1]: every |z| > psi is redrawn until inside (noise.truncate); None: plain N(0, I).
+        Points and images: a tensor (n, *data_shape), images in [-1, 1]. Conditional generators take labels
+        `y` (n,), by default 0, 1, ..., K-1, 0, 1, ... `truncation` psi in (0, 1]: every |z| > psi is redrawn
+        until inside (noise.truncate); None: plain N(0, I).
+        Tables: a DataFrame; `where={column: value}` fixes categorical values. Text: a list of lines;
+        `temperature` T > 0 draws each position from p^(1/T) (None or 0: the most likely token).
         """
+        unknown = [k for k in options if k not in self.family.sample_options]
+        if unknown or (truncation is not None and "truncation" not in self.family.sample_options):
+            name = unknown[0] if unknown else "truncation"
+            raise config.ConfigError(f"{name}: not an option for {self.family.name} samples "
+                                     f"(options: {', '.join(self.family.sample_options) or 'none'})")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen)
         if truncation is not None:
             z = noise.truncate(z, truncation, gen)
-        return self._generate(z, y, batch)
+        return self.family.generate(self, z, y, gen, batch, **options)
 
     @torch.no_grad()
     def sample_seeds(self, seeds: list[int], y: torch.Tensor | None = None, truncation: float | None = None,
@@ -99,11 +113,17 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
     cfg = config.from_dict(state["config"])
     num_classes = int(state.get("num_classes") or 0)
     family, shape = family_from_state(state), tuple(state["data_shape"])
+    family_state = state.get("family_state") or {}
     with torch.random.fork_rng(devices=[]):  # building G must not move the caller's random stream
-        G = build_generator(cfg.model, shape, family.tanh, num_classes)
+        try:
+            G = family.generator(cfg.model, shape, num_classes, family_state)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise checkpoint.CheckpointError(f"{path}: the saved {family.name} state cannot rebuild the generator "
+                                             f"({type(e).__name__}: {e})") from None
     checkpoint.check_tensors(weights, checkpoint.state_dict_spec(G), f"{path}: generator")
     G.load_state_dict(weights)
-    s = Sampler(G.to(device), cfg, family, int(state["step"]), used_ema, num_classes, state.get("class_names"), shape)
+    s = Sampler(G.to(device), cfg, family, int(state["step"]), used_ema, num_classes, state.get("class_names"), shape,
+                family_state)
     s.data_source = state.get("data_source") or {}
     return s
 
@@ -113,7 +133,7 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     s = load(run, ema=ema)
     state = {"config": config.to_dict(s.cfg), "step": s.step, "ema": s.ema, "family": s.family.name,
              "num_classes": s.num_classes, "class_names": s.class_names, "data_shape": list(s.data_shape),
-             "data_source": s.data_source}
+             "data_source": s.data_source, "family_state": s.family_state}
     meta = {"format": checkpoint.EXPORT_FORMAT, "schema": str(checkpoint.SCHEMA), "state": json.dumps(state)}
     checkpoint.atomic_save(s.G.state_dict(), out, meta)
     return Path(out)

@@ -32,8 +32,7 @@ from ganforge.data import Dataset, IndexSampler, family_from_state, load_dataset
 from ganforge.data.batches import InMemoryBatches, StreamedBatches
 from ganforge.data.user import check_same_source, save_in_run
 from ganforge.losses import GANLoss, make_loss
-from ganforge.models import build_discriminator, build_generator, check_interface
-from ganforge.models.conditional import fixed_labels
+from ganforge.models import check_interface
 from ganforge.models.layers import pack
 from ganforge.outputs import CHECKPOINT, NullOutput, RunOutput, evaluate_run  # noqa: F401 (re-exported)
 from ganforge.regularizers import REGULARIZERS, Regularizer
@@ -116,7 +115,7 @@ def default_out(cfg: Config) -> Path:
 
 
 def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None,
-          D: nn.Module | None = None, data=None) -> Run:
+          D: nn.Module | None = None, data=None, family_state: dict | None = None) -> Run:
     """Load data, build (or take) G and D, their optimizers, the batch sampler and the run's random streams.
 
     `data` replaces cfg.data: a path (a folder, .zip, .npy or .npz), or data in memory (a tensor, an array or a
@@ -126,6 +125,8 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     Nothing here moves torch's global random stream: G and D are initialised from `train.seed` inside a
     forked stream, and every draw of training comes from the run's own generators (`rng.RunRandom`).
     Under torchrun this process joins the process group and G, D are wrapped in DDP (distributed.py).
+    `family_state` (a checkpoint's) makes tables and text reuse what the run learned from the data (its
+    transform, its vocabulary) instead of learning it again.
     """
     if data is not None:  # read through data.path like any user data, so eval and resume find it again
         if isinstance(data, (str, Path)):
@@ -142,7 +143,7 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     distributed.init(par, device)
     if data is None:
         with distributed.local_rank_0_first(par):  # one process per machine downloads and caches
-            data = load_dataset(cfg.data, seed=cfg.train.seed)
+            data = load_dataset(cfg.data, seed=cfg.train.seed, state=family_state)
     data = data.to(device)
     family = data.family
     if cfg.train.xflip and not family.augmentable:
@@ -157,8 +158,8 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
             check_interface(net, who)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        G = (G or build_generator(cfg.model, data.shape, family.tanh, data.num_classes)).to(device)
-        D = (D or build_discriminator(cfg.model, data.shape, data.num_classes)).to(device)
+        G = (G or family.generator(cfg.model, data.shape, data.num_classes, data.meta)).to(device)
+        D = (D or family.discriminator(cfg.model, data.shape, data.num_classes, data.meta)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.model.ema > 0 else None
     if cfg.model.sync_bn:
         G, D = distributed.sync_batchnorm(G, par), distributed.sync_batchnorm(D, par)
@@ -166,14 +167,11 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     # The fixed noise has its own generator so pictures never disturb the training random streams.
     gen = torch.Generator().manual_seed(cfg.train.seed + 1)
     fixed_z = torch.randn(family.picture_count(cfg), cfg.model.z_dim, generator=gen).to(device)
-    fixed_y = fixed_labels(len(fixed_z), data.num_classes, device) if cfg.model.conditional != "none" else None
+    fixed_y = family.fixed_labels(data, len(fixed_z), cfg, device)
     out = Path(distributed.broadcast_text(str(out or cfg.train.out or default_out(cfg)), device))  # rank 0's
     streams = rng.RunRandom(cfg.train.seed, device, par.rank, par.world)
     sampler = IndexSampler(len(data), cfg.train.batch_size, device if not data.streamed else "cpu", cfg.train.seed)
-    if data.streamed:
-        batches = StreamedBatches(data, sampler, streams, cfg.train.xflip, device=device)
-    else:
-        batches = InMemoryBatches(data, sampler, streams, cfg.train.xflip)
+    batches = family.batches(data, sampler, streams, cfg, device)
     return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
                sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y, par=par)
 
@@ -193,7 +191,7 @@ def save_run(run: Run, path: Path | None = None) -> Path:
     state = {"config": config.to_dict(run.cfg), "step": run.step, "opt_g": og_json, "opt_d": od_json,
              "sampler": run.sampler.state(), "data_shape": list(run.data.shape), "family": run.data.family.name,
              "num_classes": run.data.num_classes, "class_names": run.data.class_names,
-             "data_source": run.data.source, "init_from": run.init_from,
+             "data_source": run.data.source, "family_state": run.data.meta, "init_from": run.init_from,
              "log_count": run.log_count, "rollbacks": run.rollbacks,
              "ganforge_version": ganforge.__version__, "torch_version": torch.__version__}
     if run.log_sums is not None:
@@ -235,7 +233,7 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
     tensors, state = checkpoint.load(run_dir / CHECKPOINT)
     family_from_state(state)
     cfg = config.apply_overrides(config.from_dict(state["config"]), overrides or [])
-    run = build(cfg, out=run_dir)
+    run = build(cfg, out=run_dir, family_state=state.get("family_state") or None)
     check_same_source(state.get("data_source") or {}, run.data, "--resume")
     restore_run(run, tensors, state)
     return run
@@ -283,12 +281,11 @@ def recipe(cfg: Config, device: torch.device) -> Recipe:
 
 
 def _noise_and_labels(run: Run) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """G's input, this rank's share of one global batch from the run's streams: z (B, z_dim) and, when the
-    model is conditional, labels (B,) uniform over the classes (None otherwise)."""
+    """G's input, this rank's share of one global batch from the run's streams: z (B, z_dim) and what G is
+    conditioned on (labels uniform over the classes, a table's condition vectors, or None): the family's call."""
     bs = run.cfg.train.batch_size
     z = run.rng.randn("noise", bs, run.cfg.model.z_dim)
-    labelled = run.cfg.model.conditional != "none"
-    return z, (run.rng.randint("labels", run.data.num_classes, bs) if labelled else None)
+    return z, run.data.family.fake_labels(run, bs)
 
 
 def d_step(run: Run, r: Recipe, std: float, i: int, grad_norm: bool) -> dict:
@@ -339,6 +336,9 @@ def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Te
         loss_g = r.loss.g(g_fake.float(), d_real_g)
         if cls_fake is not None:  # AC-GAN: G makes samples that D classifies as the labels they were drawn with
             loss_g = loss_g + cfg.loss.aux_weight * F.cross_entropy(cls_fake.float(), y_g)
+        extra = run.data.family.g_loss(run, y_g)  # tables: G honours its condition (CTGAN's cross-entropy)
+        if extra is not None:
+            loss_g = loss_g + extra
     run.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     gn = _grad_norm(run.G) if grad_norm else None

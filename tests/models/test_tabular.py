@@ -60,10 +60,21 @@ def test_draws_are_seeded_and_leave_the_global_rng_alone():
     torch.testing.assert_close(D(a, cond, gen(7))[0], D(a, cond, gen(7))[0])
     assert not torch.equal(D(a, cond, gen(7))[0], D(a, cond, gen(8))[0])  # dropout masks differ
     assert torch.equal(torch.get_rng_state(), state)
-    with pytest.raises(ValueError, match="needs the run's torch.Generator"):
-        G(z, cond)
-    with pytest.raises(ValueError, match="needs the run's torch.Generator for dropout"):
-        D(a, cond)
+    # without a generator (the training loop, which swaps in the run's state): torch's global stream
+    torch.manual_seed(3)
+    c, dc = G(z, cond), D(a, cond)[0]
+    torch.manual_seed(3)
+    torch.testing.assert_close(G(z, cond), c)
+    torch.testing.assert_close(D(a, cond)[0], dc)
+    assert torch.equal(G.last_raw, G.raw(z, cond))
+
+
+def test_discriminator_reads_rows_packed_by_the_loop():
+    from ganforge.models.layers import pack
+
+    D = TableDiscriminator(data_dim=3, cond_dim=2, pac=4, hidden=(16,)).eval()
+    x, cond = torch.randn(12, 3, generator=gen(0)), torch.randn(12, 2, generator=gen(1))
+    torch.testing.assert_close(D(pack(x, 4), cond)[0], D(x, cond)[0])
 
 
 def test_discriminator_scores_pac_groups():

@@ -52,8 +52,10 @@ def test_gumbel_mode_is_hard_forward_soft_backward_and_seeded():
     soft = torch.softmax((logits - torch.log(-torch.log(u))) / 0.5, dim=-1)
     (soft * w).sum().backward()
     torch.testing.assert_close(hard_grad, logits.grad)
-    with pytest.raises(ValueError, match="needs a torch.Generator for its Gumbel noise"):
-        G(z)
+    torch.manual_seed(4)  # without a generator (the training loop): torch's global stream
+    b = G(z)
+    torch.manual_seed(4)
+    torch.testing.assert_close(G(z), b)
 
 
 def test_discriminator_reads_one_hot_and_softmax():

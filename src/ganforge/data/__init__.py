@@ -13,11 +13,27 @@ from ganforge.data.family import Family
 from ganforge.data.images_family import IMAGES
 from ganforge.data.mnist import DataUnavailable
 from ganforge.data.points import POINTS
+from ganforge.data.tables_family import TABLES
+from ganforge.data.text_family import TEXT
 
 # family name (saved in checkpoints) -> the family
-FAMILIES: dict[str, Family] = {f.name: f for f in (POINTS, IMAGES)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (POINTS, IMAGES, TABLES, TEXT)}
 
-# name -> function(DataConfig, seed) -> Dataset
+
+def _diamonds(c, seed: int, state: dict | None = None) -> Dataset:
+    from ganforge.data.tables import load_diamonds
+    from ganforge.data.tables_family import load_table_frame
+
+    return load_table_frame(load_diamonds(), "diamonds", c, seed, state)
+
+
+def _names(c, seed: int, state: dict | None = None) -> Dataset:
+    from ganforge.data.text_family import load_names
+
+    return load_names(c, seed, state)
+
+
+# name -> function(DataConfig, seed[, family_state]) -> Dataset
 DATASETS: dict[str, Callable] = {
     "gaussian-1d": lambda c, seed: toy.gaussian_1d(c.n or toy.DEFAULT_N, c.mean, c.std, seed),
     "ring-8": lambda c, seed: toy.ring_8(c.n or toy.DEFAULT_N, c.mode_std or 0.02, seed=seed),
@@ -25,7 +41,10 @@ DATASETS: dict[str, Callable] = {
     "spirals": lambda c, seed: toy.spirals(c.n or toy.DEFAULT_N, seed=seed),
     "mnist": lambda c, seed: _mnist.mnist(c.root),
     "mnist-5k": lambda c, seed: _mnist.mnist_5k(),
+    "diamonds": _diamonds,  # ggplot2's 53,940 diamonds, shipped inside the pydataset package
+    "names": _names,  # the 88,799 US census surnames, shipped inside the names package
 }
+NEEDS_STATE = ("diamonds", "names")  # datasets whose family learns something from the data (saved with the run)
 
 
 def family_from_state(state: dict) -> Family:
@@ -39,14 +58,18 @@ def family_from_state(state: dict) -> Family:
     return FAMILIES[name]
 
 
-def load_dataset(cfg, seed: int = 0) -> Dataset:
+def load_dataset(cfg, seed: int = 0, state: dict | None = None) -> Dataset:
     """Build the dataset of `cfg` (a DataConfig): the user's `path`, else the built-in `name`.
 
-    `limit` keeps a fixed random subset.
+    `limit` keeps a fixed random subset. `state` is a run's saved `family_state` (a table's transform, a
+    vocabulary), reused instead of learned again.
     """
     from ganforge.data.user import load_path
 
-    ds = load_path(cfg) if cfg.path else DATASETS[cfg.name](cfg, seed)
+    if cfg.path:
+        ds = load_path(cfg, seed, state)
+    else:
+        ds = DATASETS[cfg.name](cfg, seed, state) if cfg.name in NEEDS_STATE else DATASETS[cfg.name](cfg, seed)
     if 0 < cfg.limit < len(ds):  # random, not the first N: mnist-5k is sorted by label
         keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[: cfg.limit].sort().values
         ds.y = ds.y[keep] if ds.y is not None else None
@@ -59,5 +82,5 @@ def load_dataset(cfg, seed: int = 0) -> Dataset:
     return ds
 
 
-__all__ = ["DATASETS", "FAMILIES", "IMAGES", "POINTS", "DataUnavailable", "Dataset", "Family", "IndexSampler",
+__all__ = ["DATASETS", "FAMILIES", "IMAGES", "POINTS", "TABLES", "TEXT", "DataUnavailable", "Dataset", "Family", "IndexSampler",
            "family_from_state", "load_dataset"]

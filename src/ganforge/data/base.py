@@ -32,6 +32,9 @@ class Dataset:
     u8: np.ndarray | None = None  # (N, C, H, W) uint8 pixels (a read-only memmap) when streamed
     source: dict = field(default_factory=dict)  # user data: {"path", "sha256", ...} recorded with the run
     report: list[str] = field(default_factory=list)  # how the data was read, for the log
+    meta: dict = field(default_factory=dict)  # what the family learned from the data, as JSON (saved with the run)
+    extra: dict = field(default_factory=dict)  # the family's in-memory objects (tables, lines), never saved
+    sample_shape: tuple[int, ...] | None = None  # one generated sample's shape when `x` stores another (text: ids)
 
     def __post_init__(self):
         if self.family is None:
@@ -48,7 +51,9 @@ class Dataset:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one example, e.g. (1,) or (1, 28, 28)."""
+        """Shape of one example as G makes it, e.g. (1,) or (1, 28, 28)."""
+        if self.sample_shape is not None:
+            return tuple(self.sample_shape)
         return tuple((self.x if self.x is not None else self.u8).shape[1:])
 
     @property

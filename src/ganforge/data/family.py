@@ -1,8 +1,14 @@
-"""What a data family is: how its samples are pictured, measured and written back.
+"""What a data family is: how its samples are made, pictured, measured and written back.
 
-A family (points, images, later tables and text) is one module under data/ holding one `Family`
-subclass and one line in `data.FAMILIES`. Nothing outside a family switches on the kind of data: the
-training loop, `ganforge sample`, `ganforge eval` and the report ask the run's family.
+A family (points, images, tables, text) is one module under data/ holding one `Family` subclass and one
+line in `data.FAMILIES`. Nothing outside a family switches on the kind of data: the training loop,
+`ganforge sample`, `ganforge eval` and the report ask the run's family.
+
+The hooks below default to what continuous tensors need (points, images). Tables and text override the
+ones where their data differ: their own networks (`generator`, `discriminator`), where G's conditioning
+comes from (`batches`, `fake_labels`, `g_loss`), what a sample decodes to (`generate`: a DataFrame, lines
+of text) and what the doctor watches (`watch`). What a family learned from the data (a table's transform, a
+vocabulary) is plain JSON in `Dataset.meta`, saved in checkpoints as `family_state`.
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganforge.config import Config
-    from ganforge.data.base import Dataset
+    from ganforge.config import Config, ModelConfig
+    from ganforge.data.base import Dataset, IndexSampler
+    from ganforge.rng import RunRandom
+    from ganforge.sampling import Sampler
+    from ganforge.train import Run
 
 
 class Family:
@@ -25,6 +35,66 @@ class Family:
     augmentable = False  # DiffAugment and x-flips apply (images)
     arches = ("mlp",)  # network families (model.{g,d}.arch) that can make and read this data
     sample_suffixes = (".npy",)  # what `ganforge sample --out` can write
+    walkable = True  # `ganforge interpolate` can picture a walk through G's noise
+    sample_options = ("truncation",)  # options of Sampler.sample this family takes (beyond n, seed, y)
+
+    # ---- networks and the training step -------------------------------------------------------
+    def generator(self, cfg: ModelConfig, shape: tuple[int, ...], num_classes: int, state: dict) -> nn.Module:
+        """G for samples shaped `shape`; `state` is the family's JSON learned from the data (Dataset.meta)."""
+        from ganforge.models import build_generator
+
+        return build_generator(cfg, shape, self.tanh, num_classes)
+
+    def discriminator(self, cfg: ModelConfig, shape: tuple[int, ...], num_classes: int, state: dict) -> nn.Module:
+        """D for samples shaped `shape` (packed by model.pack)."""
+        from ganforge.models import build_discriminator
+
+        return build_discriminator(cfg, shape, num_classes)
+
+    def batches(self, data: Dataset, sampler: IndexSampler, streams: RunRandom, cfg: Config, device: torch.device):
+        """Where real batches come from: `.next()` -> (x (B, *shape), y or None) of this rank."""
+        from ganforge.data.batches import InMemoryBatches, StreamedBatches
+
+        if data.streamed:
+            return StreamedBatches(data, sampler, streams, cfg.train.xflip, device=device)
+        return InMemoryBatches(data, sampler, streams, cfg.train.xflip)
+
+    def fake_labels(self, run: Run, n: int) -> torch.Tensor | None:
+        """What G is conditioned on for `n` (global) samples: labels uniform over the classes, or None."""
+        if run.cfg.model.conditional == "none":
+            return None
+        return run.rng.randint("labels", run.data.num_classes, n)
+
+    def fixed_labels(self, data: Dataset, n: int, cfg: Config, device: torch.device) -> torch.Tensor | None:
+        """The conditioning of the `n` pictured samples: every class in turn, or None."""
+        from ganforge.models.conditional import fixed_labels
+
+        return fixed_labels(n, data.num_classes, device) if cfg.model.conditional != "none" else None
+
+    def g_loss(self, run: Run, y: torch.Tensor | None) -> torch.Tensor | None:
+        """A term G's loss adds after its pass on labels `y` (tables: CTGAN's conditional cross-entropy)."""
+        return None
+
+    # ---- samples ------------------------------------------------------------------------------
+    def generate(self, s: Sampler, z: torch.Tensor, y: torch.Tensor | None, gen: torch.Generator | None,
+                 batch: int, **options: Any) -> Any:
+        """Samples of the sampler's G for noise z (n, z_dim): a tensor (n, *shape) here; a DataFrame or lines
+        for families whose samples decode to something else."""
+        return s._generate(z, y, batch)
+
+    def watch(self, samples: torch.Tensor, data: Dataset) -> tuple[dict, list[str]]:
+        """What the doctor follows of the pictured samples: (stats for metrics.jsonl, warnings in plain words)."""
+        from ganforge import doctor
+
+        return doctor.diversity(samples, data.subset(512)), []
+
+    def as_text(self, samples: torch.Tensor, data: Dataset) -> str | None:
+        """The pictured samples as text, for TensorBoard and the report (text lines), or None."""
+        return None
+
+    def real_for_eval(self, data: Dataset, n: int, seed: int) -> Any:
+        """The real data metrics compare with: a seeded subset of min(n, N) examples in dataset order."""
+        return data.subset(n, seed).cpu()
 
     def check_config(self, cfg: Config, data: Dataset) -> None:
         """Raise ConfigError for options that cannot apply to this data (e.g. conv nets on points)."""

@@ -1,4 +1,4 @@
-"""The user's own data from a path: a folder or .zip of images, or a .npy/.npz array.
+"""The user's own data from a path: a folder or .zip of images, a .npy/.npz array, a table or a text file.
 
 `load_path(cfg)` reads it with the image or array loader, keeps it in memory as float32 when it fits in
 `data.max_memory`, else leaves the uint8 pixels in the memory-mapped cache to be streamed, and records
@@ -21,6 +21,8 @@ from ganforge.data.images_family import IMAGES
 from ganforge.data.points import POINTS
 
 ARRAY_SUFFIXES = (".npy", ".npz")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")  # a .csv with data.column set is text
+TEXT_SUFFIXES = (".txt",)
 
 
 def what_data_accepts() -> str:
@@ -28,11 +30,15 @@ def what_data_accepts() -> str:
     from ganforge.data import DATASETS
 
     return (f"a dataset name ({', '.join(DATASETS)}) or a path: a folder or .zip of images "
-            "(PNG, JPEG, WebP, BMP, GIF), or a .npy/.npz array")
+            "(PNG, JPEG, WebP, BMP, GIF), a .npy/.npz array, a table (.csv, .tsv, .parquet) or a text file (.txt, "
+            "one sample per line)")
 
 
-def load_path(cfg) -> Dataset:
-    """Read `cfg.path` (a DataConfig) into a Dataset of the images or points family."""
+def load_path(cfg, seed: int = 0, state: dict | None = None) -> Dataset:
+    """Read `cfg.path` (a DataConfig) into a Dataset of the images, points, tables or text family.
+
+    `seed` draws the holdout split of tables and text; `state` is a run's saved family state.
+    """
     path = os.path.abspath(os.path.expanduser(cfg.path))
     if not os.path.exists(path):
         import difflib
@@ -43,11 +49,20 @@ def load_path(cfg) -> Dataset:
         hint = f" (did you mean the dataset '{close[0]}'?)" if close else ""
         raise ConfigError(f"--data: '{cfg.path}' is not a dataset name and no such file or folder exists{hint}; "
                           f"--data takes {what_data_accepts()}")
+    suffix = Path(path).suffix.lower()
+    if suffix in TEXT_SUFFIXES or (cfg.column and suffix in TABLE_SUFFIXES):
+        from ganforge.data.text_family import load_text_path
+
+        return load_text_path(path, cfg, seed, state)
+    if suffix in TABLE_SUFFIXES:
+        from ganforge.data.tables_family import load_table_path
+
+        return load_table_path(path, cfg, seed, state)
     channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
-    if Path(path).suffix.lower() in ARRAY_SUFFIXES:
+    if suffix in ARRAY_SUFFIXES:
         loaded = load_array(path, labels_key=cfg.labels_key or None, resolution=cfg.resolution, fit=cfg.fit,
                             channels=channels)
-    elif os.path.isdir(path) or Path(path).suffix.lower() == ".zip":
+    elif os.path.isdir(path) or suffix == ".zip":
         loaded = load_image_folder(path, resolution=cfg.resolution, fit=cfg.fit, channels=channels,
                                    labels=cfg.labels, cache_dir=cfg.cache or None, use_cache=bool(cfg.cache))
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ganforge.metrics import features as F
-from ganforge.metrics import images, lowdim, modes
+from ganforge.metrics import images, lowdim, modes, tables, text
 from ganforge.metrics.swd import swd
 
 
@@ -191,3 +191,67 @@ def _swd(c: Inputs) -> dict:
 
 register(Metric("swd", I, _swd, swd, {"swd": False}, SWD_PARAMS,
                 requires=lambda c: None if c.fake.shape[-1] >= 16 else "swd needs images of at least 16x16 pixels"))
+
+# --------------------------------------------------------------------------------------------------
+# Tables (DataFrames: generated rows against the run's training split; the holdout for ML efficacy and DCR)
+
+TB = ("tables",)
+
+
+def _kinds(c: Inputs) -> dict[str, str]:
+    return c.dataset.extra["kinds"]
+
+
+def _quality(c: Inputs) -> dict:
+    out = tables.quality_report(c.real, c.fake, _kinds(c))
+    return {"quality": out["overall"], "column_shapes": out["column_shapes"],
+            "column_pair_trends": out["column_pair_trends"], "quality_columns": out["columns"],
+            "quality_pairs": out["pairs"]}
+
+
+def _holdout(c: Inputs) -> str | None:
+    if c.dataset is None or "holdout" not in c.dataset.extra or not len(c.dataset.extra["holdout"]):
+        return "needs a holdout split of the run's table (data.holdout > 0)"
+    return None
+
+
+def _ml_efficacy(c: Inputs) -> dict:
+    ds = c.dataset
+    out = tables.ml_efficacy(ds.extra["train"], c.fake, ds.extra["holdout"], ds.meta["target"], _kinds(c), c.seed)
+    return {"ml_efficacy": out["synthetic"], "ml_efficacy_real": out["real"], "ml_efficacy_ratio": out["ratio"],
+            "ml_efficacy_metric": f"{out['metric']} of {out['target']}"}
+
+
+def _dcr(c: Inputs) -> dict:
+    ds = c.dataset
+    out = tables.dcr(ds.extra["train"], c.fake, ds.extra["holdout"], _kinds(c), seed=c.seed)
+    return {"dcr_share_closer": out["share_closer"], "dcr_holdout_share_closer": out["holdout_share_closer"],
+            "dcr_median": out["median_dcr_synthetic"], "dcr_median_holdout": out["median_dcr_holdout"],
+            "exact_copies": out["exact_copies"], "exact_copy_share": out["exact_copy_share"],
+            "exact_copy_rows": out["exact_copy_rows"]}
+
+
+register(Metric("quality", TB, _quality, tables.quality_report,
+                {"quality": True, "column_shapes": True, "column_pair_trends": True},
+                {"definition": "SDMetrics QualityReport (sdmetrics 0.32)", "reference": "the training split"}))
+register(Metric("ml_efficacy", TB, _ml_efficacy, tables.ml_efficacy, {"ml_efficacy": True},
+                {"model": "HistGradientBoosting, max_iter 100", "train": "synthetic rows", "test": "the holdout split"},
+                requires=lambda c: _holdout(c) or (None if c.dataset.meta.get("target") else
+                                                   "ml_efficacy needs data.target (the column to predict)")))
+register(Metric("dcr", TB, _dcr, tables.dcr, {"dcr_share_closer": False, "exact_copy_share": False},
+                {"threshold": "5th percentile of holdout-to-training distances", "max_train": 20000,
+                 "max_query": 5000}, requires=_holdout))
+
+# --------------------------------------------------------------------------------------------------
+# Text (lines: generated against the training lines and the held-out lines)
+
+
+def _text(c: Inputs) -> dict:
+    return text.text_metrics(c.fake, c.dataset.extra["train_lines"], c.real, seed=c.seed)
+
+
+register(Metric("text", ("text",), _text, text.text_metrics,
+                {k: way == "higher" for k, (_, way) in text.METRICS.items() if k not in ("real_nll", "rev_nll_real")},
+                {"lm": "character 5-gram, interpolated modified Kneser-Ney", "real": "the holdout split"},
+                requires=lambda c: None if c.dataset is not None and c.real and c.fake else
+                "text needs the run's held-out lines (data.holdout > 0) and at least one sample"))

@@ -33,6 +33,10 @@ ARCHS: dict[str, Arch] = {
     "mlp": Arch(MLPGenerator, MLPTrunk),
     "dcgan": Arch(DCGANGenerator, DCGANTrunk),
 }
+# networks a data family builds itself from what it learned of the data (data/tables_family.py: tabular.py's
+# CTGAN nets; data/text_family.py: text.py's residual conv nets)
+FAMILY_ARCHS = ("ctgan", "textcnn")
+ARCH_NAMES = (*ARCHS, *FAMILY_ARCHS)  # every model.{g,d}.arch
 
 
 def arch(name: str, who: str) -> Arch:
@@ -74,6 +78,6 @@ def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...], num_class
     return init_weights(D, cfg.d.init)
 
 
-__all__ = ["ARCHS", "Arch", "ConditionalGenerator", "DCGANGenerator", "DCGANTrunk", "Discriminator", "MLPGenerator",
+__all__ = ["ARCHS", "ARCH_NAMES", "FAMILY_ARCHS", "Arch", "ConditionalGenerator", "DCGANGenerator", "DCGANTrunk", "Discriminator", "MLPGenerator",
            "MLPTrunk", "MixtureLatent", "MixtureLatentGenerator", "build_discriminator", "build_generator",
            "check_interface"]

@@ -8,7 +8,8 @@
 - ConditionSampler: draws the condition vector (a column, then one of its values with log-frequency) and the
   index of a real row holding that value, so D compares like with like and G learns rare categories.
 
-Every random draw takes the run's `torch.Generator`; nothing here touches torch's global RNG.
+Every random draw takes a passed `torch.Generator`; without one (the training loop), Gumbel noise and dropout
+come from torch's global stream, which the loop swaps for the run's own during a step (rng.RunRandom.active).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from ganforge.data.tables import Span, TableTransform
 Tensor = torch.Tensor
 
 
-def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator) -> Tensor:
-    """Standard Gumbel noise -log(-log U), drawn from `generator` (F.gumbel_softmax would use the global RNG)."""
+def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard Gumbel noise -log(-log U), drawn from `generator` (None: torch's global stream)."""
     u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
     e = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # Exponential(1), never 0
     return -torch.log(e)
@@ -61,6 +62,7 @@ class TableGenerator(nn.Module):
             width += h
         self.body = nn.Sequential(*blocks)
         self.out = nn.Linear(width, self.data_dim)
+        self.last_raw: Tensor | None = None  # forward's pre-activation outputs, for the loop's cond_loss
 
     def raw(self, z: Tensor, cond: Tensor) -> Tensor:
         """Pre-activation outputs (B, D): the logits that cond_loss scores."""
@@ -78,8 +80,6 @@ class TableGenerator(nn.Module):
             if s.kind == "tanh":
                 parts.append(torch.tanh(x))
                 continue
-            if generator is None:
-                raise ValueError("TableGenerator needs the run's torch.Generator for its Gumbel-softmax draws")
             y = x + _gumbel(x.shape, x, generator)
             if hard:
                 parts.append(F.one_hot(y.argmax(dim=1), s.width).to(x.dtype))
@@ -87,21 +87,31 @@ class TableGenerator(nn.Module):
                 parts.append(torch.softmax(y / self.tau, dim=1))
         return torch.cat(parts, dim=1)  # (B, D)
 
-    def forward(self, z: Tensor, cond: Tensor, generator: torch.Generator | None = None,
+    def forward(self, z: Tensor, cond: Tensor | None = None, generator: torch.Generator | None = None,
                 hard: bool | None = None) -> Tensor:
-        """Rows (B, D); hard one-hots when `hard` (default: not self.training), soft Gumbel-softmax otherwise."""
-        return self.activate(self.raw(z, cond), generator, (not self.training) if hard is None else hard)
+        """Rows (B, D); hard one-hots when `hard` (default: not self.training), soft Gumbel-softmax otherwise.
+
+        The pre-activation outputs are kept in `last_raw` (the loop's cond_loss reads them after G's pass).
+        """
+        cond = cond if cond is not None else z.new_zeros(z.shape[0], self.cond_dim)
+        raw = self.raw(z, cond)
+        self.last_raw = raw
+        return self.activate(raw, generator, (not self.training) if hard is None else hard)
 
 
 class TableDiscriminator(nn.Module):
-    """CTGAN's pac critic: rows (B, data_dim) + cond (B, cond_dim) -> (logits (B // pac,), None), pac rows per score."""
+    """CTGAN's pac critic: rows (B, data_dim) + cond (B, cond_dim) -> (logits (B // pac,), None), pac rows per score.
+
+    Rows may come packed already (B // pac, pac * data_dim), as the loop's PacGAN `pack` hands them over; either
+    way a score reads [x_1 .. x_pac, c_1 .. c_pac].
+    """
 
     def __init__(self, data_dim: int, cond_dim: int, pac: int = 10, hidden: Sequence[int] = (256, 256),
                  dropout: float = 0.5):
         super().__init__()
         if pac < 1:
             raise ConfigError(f"pac must be >= 1, got {pac}")
-        self.pac, self.dropout = pac, dropout
+        self.pac, self.dropout, self.data_dim, self.cond_dim = pac, dropout, data_dim, cond_dim
         self.in_dim = (data_dim + cond_dim) * pac
         self.layers = nn.ModuleList()
         width = self.in_dim
@@ -110,17 +120,23 @@ class TableDiscriminator(nn.Module):
             width = h
         self.out = nn.Linear(width, 1)
 
-    def forward(self, x: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, None]:
-        """(logits (B // pac,), None: no class head); in training mode dropout masks come from `generator`."""
-        if x.shape[0] % self.pac:
-            raise ValueError(f"TableDiscriminator: batch {x.shape[0]} is not a multiple of pac={self.pac}")
+    def forward(self, x: Tensor, cond: Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, None]:
+        """(logits (B // pac,), None: no class head); in training mode dropout masks come from `generator`
+        (None: torch's global stream)."""
+        packed = x.shape[1] == self.pac * self.data_dim and self.pac > 1
+        rows = x.shape[0] * self.pac if packed else x.shape[0]
+        if rows % self.pac:
+            raise ValueError(f"TableDiscriminator: batch {rows} is not a multiple of pac={self.pac}")
+        cond = cond if cond is not None else x.new_zeros(rows, self.cond_dim)
+        groups = rows // self.pac
+        h = torch.cat([x.reshape(groups, -1), cond.reshape(groups, -1)], dim=1)  # (B // pac, pac * (D + C))
         drop = self.training and self.dropout > 0
-        if drop and generator is None:
-            raise ValueError("TableDiscriminator in training mode needs the run's torch.Generator for dropout")
-        h = torch.cat([x, cond], dim=1).reshape(-1, self.in_dim)  # (B // pac, pac * (data_dim + cond_dim))
         for layer in self.layers:
             h = F.leaky_relu(layer(h), 0.2)
-            if drop:
+            if drop and generator is None:
+                h = F.dropout(h, self.dropout, training=True)
+            elif drop:
                 keep = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) >= self.dropout
                 h = h * keep / (1.0 - self.dropout)
         return self.out(h).squeeze(1), None  # (B // pac,)
@@ -220,10 +236,16 @@ class ConditionSampler:
     def _one_hot(self, slot: Tensor) -> Tensor:
         return F.one_hot(slot, self.cond_dim).float()  # (B, cond_dim)
 
-    def cond_loss(self, fake_logits: Tensor, cond: Tensor, mask: Tensor) -> Tensor:
-        """CTGAN's G penalty: cross-entropy of G's logits (B, D) on the conditioned span, summed / B."""
+    def cond_loss(self, fake_logits: Tensor, cond: Tensor, mask: Tensor | None = None) -> Tensor:
+        """CTGAN's G penalty: cross-entropy of G's logits (B, D) on the conditioned span, summed / B.
+
+        `mask` (B, n_spans) marks each row's conditioned span; None reads it off `cond`'s blocks.
+        """
         if not self.spans:
             return fake_logits.new_zeros(())
+        if mask is None:
+            mask = torch.stack([cond[:, o : o + s.width].sum(1) for o, s in zip(self._starts, self.spans, strict=True)],
+                               dim=1)  # (B, S)
         losses = []
         for i, s in enumerate(self.spans):
             o = self._starts[i]

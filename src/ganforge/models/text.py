@@ -2,8 +2,9 @@
 
 TextGenerator / TextDiscriminator follow Gulrajani et al. 2017 ("Improved Training of Wasserstein GANs",
 the character-level language model): 1D convolutional residual nets over (B, max_len, V) token
-distributions. G writes a softmax per position; D reads one-hot real rows or G's softmax. All randomness
-(Gumbel noise, sampling) comes from a torch.Generator passed in, never the global RNG.
+distributions. G writes a softmax per position; D reads one-hot real rows or G's softmax. Randomness (Gumbel
+noise, sampling) comes from a torch.Generator passed in; in the training loop G's Gumbel noise takes torch's
+global stream, which the loop swaps for the run's own during a step (rng.RunRandom.active).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _check_sizes(vocab_size: int, max_len: int, dim: int, blocks: int) -> None:
             raise ValueError(f"{name}: must be at least {least}, got {value}")
 
 
-def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
     """Straight-through Gumbel-softmax over the last axis: one-hot forward, the soft sample's gradient."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     tiny = torch.finfo(logits.dtype).tiny
@@ -73,8 +74,6 @@ class TextGenerator(nn.Module):
         logits = self.logits(z)  # (B, L, V)
         if self.mode == "softmax":
             return torch.softmax(logits, dim=-1)
-        if generator is None:
-            raise ValueError("TextGenerator(mode='gumbel') needs a torch.Generator for its Gumbel noise")
         return gumbel_softmax_st(logits, self.tau, generator)
 
 

@@ -1,0 +1,159 @@
+"""The text family: short lines (names, words, codes), one sample per line, learned as token sequences.
+
+A line is a row of token indices end-padded to `data.max_len` (data/text.py); D reads one-hot rows (real) or
+G's per-position distributions (B, max_len, V) (models/text.py: Gulrajani et al. 2017's residual conv nets).
+Samples decode by the argmax of each position, or a draw at a temperature, and stop at the end token. The
+vocabulary is saved as JSON in the run's `family_state`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+import torch
+import torch.nn.functional as F
+
+from ganforge.config import ConfigError
+from ganforge.data import text as X
+from ganforge.data.base import Dataset
+from ganforge.data.batches import InMemoryBatches
+from ganforge.data.family import Family, _bad_suffix
+
+PICTURE_LINES = 1000  # lines of the fixed noise decoded at each interval (64 shown; all watched by the doctor)
+
+
+class TokenBatches(InMemoryBatches):
+    """Rows of token indices on the device, handed out as one-hot floats (B, max_len, V)."""
+
+    def next(self) -> tuple[torch.Tensor, None]:
+        idx = self.rng.slice(self.sampler.next())
+        return F.one_hot(self.data.take(idx), self.data.shape[1]).float(), None  # (B, L) -> (B, L, V)
+
+
+class Text(Family):
+    name = "text"
+    arches = ("textcnn",)
+    sample_suffixes = (".txt",)
+    walkable = False
+    sample_options = ("temperature",)
+
+    # ---- loading ---------------------------------------------------------------------------------
+    def load(self, lines: list[str], name: str, cfg, seed: int, source: dict, state: dict | None) -> Dataset:
+        """A Dataset of the lines (a holdout split off), with the saved vocabulary and max_len when resuming."""
+        max_len = cfg.max_len or None
+        if state and state.get("vocab"):
+            vocab = X.Vocab.from_json(state["vocab"])
+            max_len = int(state["max_len"])
+        else:
+            vocab = X.Vocab.build(lines, cfg.tokens, cfg.lowercase)
+        normalised = [line for line in (vocab.normalize(line) for line in lines) if line]
+        kept, max_len, fit = X.fit_length(normalised, vocab, max_len)
+        if cfg.holdout > 0:
+            train, hold = X.holdout_split(kept, cfg.holdout, seed)
+        else:
+            train, hold = kept, []
+        x = vocab.encode(train, max_len)  # (N, L) int64
+        meta = {"vocab": vocab.to_json(), "max_len": max_len}
+        dropped = f"; {fit['dropped']:,} lines longer than {max_len} tokens dropped" if fit["dropped"] else ""
+        report = [f"text {name}: {len(lines):,} lines, {len(vocab) - 1} {cfg.tokens[:-1]} tokens + end, max_len "
+                  f"{max_len}{dropped}; {len(train):,} train, {len(hold):,} holdout"]
+        return Dataset(name, x, family=self, source=source, report=report, meta=meta, sample_shape=(max_len, len(vocab)),
+                       extra={"train_lines": train, "holdout_lines": hold, "vocab": vocab})
+
+    def check_config(self, cfg, data: Dataset) -> None:
+        super().check_config(cfg, data)
+        if cfg.model.conditional != "none":
+            raise ConfigError("model.conditional: text lines carry no class labels; set model.conditional = 'none'")
+        if cfg.model.pack != 1:
+            raise ConfigError("model.pack: packing is for flat rows (points, tables), not token sequences")
+
+    # ---- networks ----------------------------------------------------------------------------------
+    def generator(self, cfg, shape, num_classes, state):
+        from ganforge.models.text import TextGenerator
+
+        length, vocab = shape
+        return TextGenerator(cfg.z_dim, vocab, length, dim=cfg.g.channels, blocks=cfg.g.blocks, mode=cfg.text_head,
+                             tau=cfg.tau)
+
+    def discriminator(self, cfg, shape, num_classes, state):
+        from ganforge.models.text import TextDiscriminator
+
+        length, vocab = shape
+        return TextDiscriminator(vocab, length, dim=cfg.d.channels, blocks=cfg.d.blocks)
+
+    def batches(self, data, sampler, streams, cfg, device):
+        return TokenBatches(data, sampler, streams)
+
+    def picture_count(self, cfg) -> int:
+        return PICTURE_LINES
+
+    # ---- samples -------------------------------------------------------------------------------------
+    def generate(self, s, z, y, gen, batch, temperature: float | None = None, **options) -> list[str]:
+        """Lines of text: each position's argmax (temperature None or 0), else a draw at `temperature`."""
+        from ganforge.models.text import decode_samples
+
+        if y is not None:
+            raise ValueError("labels given, but a text generator is not conditional")
+        probs = s._generate(z, None, batch)  # (n, L, V)
+        if temperature is not None and temperature < 0:
+            raise ConfigError(f"--temperature must be at least 0 (0: the most likely token), got {temperature}")
+        idx = decode_samples(probs, temperature or None, gen if gen is not None else torch.Generator().manual_seed(0))
+        return X.Vocab.from_json(s.family_state["vocab"]).decode(idx)
+
+    def lines(self, samples: torch.Tensor, data: Dataset) -> list[str]:
+        """G's distributions (n, L, V) of the fixed noise -> lines, by the argmax."""
+        return data.extra["vocab"].decode(samples.float().argmax(-1).cpu())
+
+    def picture(self, samples, path: Path, data, cfg, title: str, nrow: int = 0) -> Path:
+        from ganforge.viz.text import save_text_panel
+
+        return save_text_panel(self.lines(samples, data), path, title, real_lines=data.extra["train_lines"])
+
+    def as_text(self, samples, data) -> str:
+        return "\n".join(self.lines(samples, data)[:64])
+
+    def watch(self, samples, data) -> tuple[dict, list[str]]:
+        from ganforge.metrics.text import text_warnings
+
+        lines, train = self.lines(samples, data), data.extra["train_lines"]
+        train_set = set(train)
+        stats = {"unique": len(set(lines)) / len(lines), "copies": sum(t in train_set for t in lines) / len(lines)}
+        return stats, text_warnings(lines, train)
+
+    def real_for_eval(self, data, n: int, seed: int) -> list[str]:
+        """The held-out lines: what the metrics call real."""
+        return data.extra["holdout_lines"]
+
+    def default_metrics(self, inp) -> list[str]:
+        return ["text"]
+
+    def write_samples(self, samples, out: Path, data_cfg=None, labels=None, nrow: int = 0, names=None) -> str:
+        from ganforge import fsio
+
+        if out.suffix.lower() != ".txt":
+            raise _bad_suffix(self, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fsio.atomic_write_text(out, "".join(line + "\n" for line in samples))
+        return f"{len(samples):,} lines to {out}"
+
+
+def load_text_path(path: str, cfg, seed: int, state: dict | None) -> Dataset:
+    """A UTF-8 text file (one sample per line) or a CSV's `data.column` as a text Dataset."""
+    lines = X.read_lines(path, cfg.column or None)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return TEXT.load(lines, Path(path).name, cfg, seed, {"path": path, "sha256": digest, "n": len(lines)}, state)
+
+
+def load_names(cfg, seed: int, state: dict | None) -> Dataset:
+    """The US census (1990) surnames shipped in the `names` package, lowercased."""
+    return TEXT.load(X.surnames(lowercase=True), "names", cfg, seed, {}, state)
+
+
+def novel(lines: list[str], train_lines: list[str]) -> tuple[list[str], int]:
+    """The lines that are not training lines verbatim, and how many were dropped."""
+    seen = set(train_lines)
+    kept = [line for line in lines if line not in seen]
+    return kept, len(lines) - len(kept)
+
+
+TEXT = Text()
