@@ -104,10 +104,10 @@ def test_rgb_shapes_at_64px_train_picture_and_evaluate(tmp_path, capsys):
 
 def test_bad_image_inputs_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "notes.json").write_text("hello")
     cases = {
         str(tmp_path / "empty"): "no images",
-        str(tmp_path / "notes.txt"): "is a file ganforge cannot read",
+        str(tmp_path / "notes.json"): "is a file ganforge cannot read",
         str(tmp_path / "nope"): "is not a dataset name and no such file or folder exists",
     }
     for path, words in cases.items():

@@ -121,6 +121,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"-n must be positive, got {n}")
     _check_truncation(args.truncation)
     s = ganforge.load(args.run, ema=args.ema)
+    options = _family_options(s, args)
+    if options or s.family.name in ("tables", "text"):
+        return _sample_decoded(s, args, n, seed, options)
     if seeds is not None:
         label = _class_index(s, args.label, args.run)
         if label is None and s.cfg.model.conditional != "none":
@@ -134,6 +137,48 @@ def cmd_sample(args: argparse.Namespace) -> int:
         x = s.sample(len(y) if y is not None else n, seed=seed, y=y, truncation=args.truncation)
         names = [f"seed{seed:04d}_{i:06d}" for i in range(len(x))]
     print("wrote " + s.family.write_samples(x, out, s.cfg.data, y, nrow, names))
+    return 0
+
+
+def _family_options(s, args) -> dict:
+    """--where (tables), --temperature and --novel (text): refused where the run's family has no such option."""
+    from ganforge.config import ConfigError
+    from ganforge.data.tables_family import parse_where
+
+    options, given = {}, {"where": args.where, "temperature": args.temperature, "novel": args.novel or None}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name != "novel" and name not in s.family.sample_options or name == "novel" and s.family.name != "text":
+            raise ConfigError(f"--{name}: {args.run} makes {s.family.name} samples; --{name} is for "
+                              f"{'tables' if name == 'where' else 'text'}")
+        if name == "where":
+            options["where"] = parse_where(value)
+        elif name == "temperature":
+            if value < 0:
+                raise ConfigError(f"--temperature must be at least 0 (0: the most likely token), got {value}")
+            options["temperature"] = value
+    for flag in ("seeds", "label", "truncation"):
+        if getattr(args, flag) is not None and s.family.name in ("tables", "text"):
+            raise ConfigError(f"--{flag}: not an option for {s.family.name} samples")
+    return options
+
+
+def _sample_decoded(s, args, n: int, seed: int, options: dict) -> int:
+    """`ganforge sample` for tables (a DataFrame; --where) and text (lines; --temperature, --novel)."""
+    samples = s.sample(n, seed=seed, **options)
+    if args.novel:
+        from ganforge.data import load_dataset
+        from ganforge.data.text_family import novel
+        from ganforge.data.user import check_same_source
+
+        data = load_dataset(s.cfg.data, seed=s.cfg.train.seed, state=s.family_state)
+        check_same_source(s.data_source, data, "--novel")
+        samples, dropped = novel(samples, data.extra["train_lines"])
+        print(f"--novel: dropped {dropped:,} of {n:,} samples that are training lines verbatim", file=sys.stderr)
+    if s.acceptance is not None and s.acceptance < 1:
+        print(f"--where: {s.acceptance:.1%} of the rows drawn matched; {n:,} kept", file=sys.stderr)
+    print("wrote " + s.family.write_samples(samples, Path(args.out)))
     return 0
 
 
@@ -197,6 +242,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
     _check_truncation(args.truncation)
     s = ganforge.load(args.run, ema=args.ema)
+    if not s.family.walkable:
+        raise ConfigError(f"{args.run} makes {s.family.name} samples: a walk is pictured for points and images only")
     label = _class_index(s, args.label, args.run)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     conditional = s.cfg.model.conditional != "none"
@@ -252,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(from a run or checkpoint) and G_ema are loaded, optimizers and step start fresh; "
                    "not with --resume")
     t.add_argument("--data", help="a dataset name (data.name) or a path (data.path): a folder or .zip of images, "
-                   "or a .npy/.npz array")
+                   "a .npy/.npz array, a table (.csv, .tsv, .parquet) or a text file (.txt, one sample per line)")
     t.add_argument("--steps", type=int, help="G updates to train for (train.steps)")
     t.add_argument("--epochs", type=float, help="passes over the data, when --steps is not set")
     t.add_argument("--batch-size", type=int, help="train.batch_size")
@@ -271,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="run folder, checkpoint or exported generator")
     s.add_argument("-n", type=int, help="number of samples (default 64)")
     s.add_argument("--out", required=True, help="FILE.npy (raw values), FILE.png (grid/plot), FILE.csv (points), "
-                   "or a FOLDER (images: one PNG per sample, seedSSSS_IIIIII.png, or seedSSSS.png with --seeds)")
+                   "or a FOLDER (images: one PNG per sample, seedSSSS_IIIIII.png, or seedSSSS.png with --seeds); "
+                   "tables: FILE.csv, .tsv or .parquet; text: FILE.txt")
     s.add_argument("--seed", type=int, help="noise seed of the n samples (default 0)")
     s.add_argument("--seeds", metavar="LIST", help="one sample per seed, e.g. 0-99, 1,5,9 or 0-9,20: seed S always "
                    "gives the same sample (noise randn(1, z_dim) from a generator seeded S); not with -n or --seed")
@@ -281,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", metavar="K|NAME", help="conditional runs: sample this class only, by index or by the "
                    "class name a run on labelled folders kept (default: a class grid, one row per class, "
                    "n // classes per row; needed with --seeds)")
+    s.add_argument("--where", action="append", metavar="COLUMN=VALUE", help="tables: only rows with this value of a "
+                   "categorical column (repeatable); G is conditioned on it and rows it still got wrong are dropped "
+                   "(the share kept is printed)")
+    s.add_argument("--temperature", type=float, metavar="T", help="text: draw each position from p^(1/T) (T < 1: "
+                   "safer, T > 1: more varied); default: the most likely token at each position")
+    s.add_argument("--novel", action="store_true", help="text: drop samples that are training lines verbatim "
+                   "(and say how many were dropped)")
     s.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="use G_ema when kept")
     s.set_defaults(func=cmd_sample)
 

@@ -113,7 +113,7 @@ def _generated(run, samples, n: int, step: int | None, ema: bool, seed: int, pro
         sampler = ganforge.load(run, ema=ema)
         cfg, family = sampler.cfg, sampler.family.name
         prov["data_source"] = getattr(sampler, "data_source", {})
-        state = sampler.family_state
+        state = getattr(sampler, "family_state", None)
         if step is not None and step != sampler.step:
             raise ConfigError(f"--step {step}: the run's checkpoint is at step {sampler.step} and only the "
                               f"latest checkpoint is kept; evaluate --step {sampler.step} or omit --step")

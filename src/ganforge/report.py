@@ -245,6 +245,10 @@ def _pictures_html(run: RunData) -> str:
     last = run.pictures[-1]
     out = (f"<h3>Samples over training</h3><div class='pics'>{figs}</div>"
            f"<h3>Final samples ({html.escape(frame_label(last))})</h3>{_picture(last, 520)}")
+    text = last.with_suffix(".txt")  # text runs write their pictured lines beside the picture
+    if text.is_file():
+        out += (f"<h3>Final samples as text ({html.escape(frame_label(last))})</h3>"
+                f"<pre class='lines'>{html.escape(text.read_text(encoding='utf-8', errors='replace'))}</pre>")
     gif = run.path / "samples.gif"
     if gif.is_file() and gif.stat().st_size <= MAX_GIF_BYTES:
         out += f"<h3>Samples over training, animated</h3>{_picture(gif, 520)}"

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -610,6 +611,15 @@ def main_message(run: Run) -> str:
     lines.append(f"metrics:     {run.out / 'metrics.jsonl'}")
     return "\n".join(lines)
 
+
+class _CallableModule(types.ModuleType):
+    """`ganforge.train(cfg, data=df)` calls `ganforge.train.train`: the module is also the function users reach for."""
+
+    def __call__(self, *args, **kwargs) -> Run:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use the ganforge command: ganforge train --help")

@@ -85,7 +85,7 @@ class TableBatches:
 class Tables(Family):
     name = "tables"
     arches = ("ctgan",)
-    sample_suffixes = (".csv", ".tsv", ".parquet", ".npy")
+    sample_suffixes = (".csv", ".tsv", ".parquet")
     walkable = False
     sample_options = ("where",)
 

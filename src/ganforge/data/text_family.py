@@ -48,7 +48,12 @@ class Text(Family):
             vocab = X.Vocab.build(lines, cfg.tokens, cfg.lowercase)
         normalised = [line for line in (vocab.normalize(line) for line in lines) if line]
         kept, max_len, fit = X.fit_length(normalised, vocab, max_len)
+        if not state:  # the alphabet of the lines kept (train and holdout): a dropped line's tokens are never made
+            vocab = X.Vocab.build(kept, cfg.tokens, cfg.lowercase)
         if cfg.holdout > 0:
+            if len(kept) < 2:
+                raise ConfigError(f"{name}: {len(kept)} line to learn from; a holdout needs at least 2 (or set "
+                                  "data.holdout = 0)")
             train, hold = X.holdout_split(kept, cfg.holdout, seed)
         else:
             train, hold = kept, []

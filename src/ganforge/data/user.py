@@ -98,11 +98,20 @@ def save_in_run(data, out: Path) -> str:
     --resume and eval.every read exactly what training read; returns the path for data.path.
 
     Images (N, C, H, W) in [-1, 1] are stored as uint8 (the loader's own format); anything else as float32.
+    A pandas DataFrame is saved as RUN/data.parquet (RUN/data.csv without pyarrow), lines of text as RUN/data.txt.
     """
     import numpy as np
 
     from ganforge import fsio
 
+    if _is_frame(data):  # a table: Parquet keeps its dtypes (pyarrow), else CSV
+        return _save_table(data, Path(out))
+    if isinstance(data, (list, tuple)) and data and all(isinstance(line, str) for line in data):  # lines of text
+        if any("\n" in line or "\r" in line for line in data):
+            raise ConfigError("data: text samples are lines: a line holds a line break")
+        path = Path(out) / "data.txt"
+        fsio.atomic_write_text(path, "".join(line + "\n" for line in data))
+        return str(path.resolve())
     y = None
     if isinstance(data, Dataset):
         x = data.x if data.x is not None else torch.from_numpy(np.asarray(data.u8))
@@ -122,4 +131,27 @@ def save_in_run(data, out: Path) -> str:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     fsio.atomic_write_bytes(path, buf.getvalue())
+    return str(path.resolve())
+
+
+def _is_frame(data) -> bool:
+    """Whether `data` is a pandas DataFrame (without importing pandas for image and array users)."""
+    import sys
+
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(data, pd.DataFrame)
+
+
+def _save_table(df, out: Path) -> str:
+    """A DataFrame as RUN/data.parquet (dtypes kept), or RUN/data.csv when pyarrow is not installed."""
+    from ganforge import fsio
+
+    try:
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        path = out / "data.parquet"
+        fsio.atomic_write_bytes(path, buf.getvalue())
+    except ImportError:
+        path = out / "data.csv"
+        fsio.atomic_write_text(path, df.to_csv(index=False))
     return str(path.resolve())

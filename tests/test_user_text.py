@@ -1,0 +1,145 @@
+"""End to end on the user's own text: train, sample (--temperature, --novel), eval, resume, export, the Python
+API and every bad input as one line, through the command line as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ganforge
+from ganforge import checkpoint, config
+from ganforge.cli import main
+
+TINY_TEXT = ["model.z_dim=16", "model.g.channels=16", "model.g.blocks=1", "model.d.channels=16",
+             "model.d.blocks=1", "train.batch_size=32", "train.d_steps=1", "train.log_every=5",
+             "train.sample_every=10", "train.ckpt_every=10", 'train.progress="none"', "train.tensorboard=false"]
+WORDS = ["anna", "bob", "carla", "dora", "emil", "fritz", "greta", "hugo", "ida", "jonas", "karl", "lena", "mia",
+         "nora", "otto", "paul", "rosa", "sven", "tom", "ute", "vera", "willi", "zoe", "ben"]
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [a for item in items for a in ("--set", item)]
+
+
+def name_lines(n: int = 400, seed: int = 0) -> list[str]:
+    """Short made-up names from two syllables, plus one line too long to keep."""
+    rng = np.random.default_rng(seed)
+    lines = [WORDS[i][:3] + WORDS[j][-2:] for i, j in rng.integers(0, len(WORDS), (n, 2))]
+    return lines + ["x" * 40]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("text")
+    path = folder / "names.txt"
+    path.write_text("\n".join(name_lines()) + "\n\n", encoding="utf-8")
+    out = folder / "run"
+    assert main(["train", "--data", str(path), "--preset", "text", "--steps", "20", "--out", str(out),
+                 *_sets(TINY_TEXT)]) == 0
+    return path, out
+
+
+def test_train_sample_eval_through_the_cli(text_run, tmp_path, capsys):
+    path, out = text_run
+    s = ganforge.load(out)
+    assert s.family.name == "text" and s.data_shape[0] == 5  # the 99th percentile of lengths; the 40-x line dropped
+    assert (out / "samples" / "step_000020.png").is_file()
+    shown = (out / "samples" / "step_000020.txt").read_text().splitlines()
+    assert len(shown) == 64
+
+    alphabet = set("".join(name_lines()[:-1]))
+    for argv in ([], ["--temperature", "0.7"], ["--temperature", "0"]):
+        target = tmp_path / "new.txt"
+        assert main(["sample", str(out), "-n", "100", "--out", str(target), *argv]) == 0
+        lines = target.read_text(encoding="utf-8").split("\n")[:-1]
+        assert len(lines) == 100 and all(len(line) <= 5 and set(line) <= alphabet for line in lines)
+    assert main(["sample", str(out), "-n", "300", "--novel", "--out", str(tmp_path / "novel.txt")]) == 0
+    err = capsys.readouterr().err
+    kept = (tmp_path / "novel.txt").read_text().split("\n")[:-1]
+    assert f"--novel: dropped {300 - len(kept)} of 300 samples" in err
+    train_lines = set(_train_lines(out))
+    assert not set(kept) & train_lines
+
+    assert main(["eval", str(out), "-n", "200"]) == 0
+    printed = capsys.readouterr().out
+    for key in ("copies", "novel", "unique", "novel_real", "jsd_mean", "len_w1", "fwd_nll", "rev_nll", "real_nll"):
+        assert f"\n{key} " in printed
+    result = json.loads((out / "eval" / "step_000020.json").read_text())
+    assert result["metrics"]["copies"] + result["metrics"]["novel"] == pytest.approx(1.0)
+
+
+def _train_lines(out) -> list[str]:
+    from ganforge.data import load_dataset
+
+    s = ganforge.load(out)
+    return load_dataset(s.cfg.data, s.cfg.train.seed, s.family_state).extra["train_lines"]
+
+
+def test_python_api_with_lines(tmp_path):
+    cfg = config.apply_overrides(config.load_preset("text"), TINY_TEXT + ["train.steps=6",
+                                                                          f'train.out="{tmp_path / "run"}"'])
+    run = ganforge.train(cfg, data=name_lines(200, seed=2)[:-1])
+    assert run.step == 6 and (tmp_path / "run" / "data.txt").is_file()
+    lines = ganforge.load(tmp_path / "run").sample(20, seed=1, temperature=0.9)
+    assert isinstance(lines, list) and all(isinstance(line, str) for line in lines) and len(lines) == 20
+    assert lines == ganforge.load(tmp_path / "run").sample(20, seed=1, temperature=0.9)
+
+
+def test_resume_is_bit_exact_and_export_samples_alike(text_run, tmp_path):
+    path, _ = text_run
+    base = ["train", "--data", str(path), "--preset", "text", *_sets(TINY_TEXT)]
+    assert main(base + ["--steps", "12", "--out", str(tmp_path / "straight")]) == 0
+    assert main(base + ["--steps", "6", "--out", str(tmp_path / "cut")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--steps", "12"]) == 0
+    a, _ = checkpoint.load(tmp_path / "straight" / "checkpoint.safetensors")
+    b, _ = checkpoint.load(tmp_path / "cut" / "checkpoint.safetensors")
+    for key in a:
+        if key.startswith(("g.", "d.")):
+            assert torch.equal(a[key], b[key]), key
+    assert main(["export", str(tmp_path / "cut"), "--out", str(tmp_path / "g.safetensors")]) == 0
+    assert (ganforge.load(tmp_path / "g.safetensors").sample(30, seed=2, temperature=1.0)
+            == ganforge.load(tmp_path / "cut").sample(30, seed=2, temperature=1.0))
+
+
+def test_gumbel_head_trains(tmp_path):
+    cfg = config.apply_overrides(config.load_preset("text"), TINY_TEXT + [
+        "train.steps=4", 'model.text_head="gumbel"', f'train.out="{tmp_path / "run"}"'])
+    run = ganforge.train(cfg, data=name_lines(100)[:-1])
+    assert run.step == 4 and len(ganforge.load(tmp_path / "run").sample(5, seed=0)) == 5
+
+
+@pytest.mark.parametrize("content, extra, message", [
+    (b"", [], "the file is empty"),
+    (b"abc\x00def\n", [], "binary file (NUL byte at offset 3)"),
+    (b"abcdefghij\nklmnopqrst\n", ["--set", "data.max_len=3"], "every line is longer than max_len=3 tokens"),
+    ("".join(chr(0x4E00 + i) for i in range(10_001)).encode(), [], "10,001 distinct characters"),
+])
+def test_bad_text_is_one_line(tmp_path, capsys, content, extra, message):
+    path = tmp_path / "lines.txt"
+    path.write_bytes(content)
+    assert main(["train", "--data", str(path), "--preset", "text", "--steps", "2", "--out", str(tmp_path / "r"),
+                 *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "r" / "checkpoint.safetensors").exists()
+
+
+def test_text_options_are_checked(text_run, tmp_path, capsys):
+    out = str(text_run[1])
+    assert main(["sample", out, "-n", "5", "--temperature", "-1", "--out", str(tmp_path / "x.txt")]) == 2
+    assert "--temperature must be at least 0" in capsys.readouterr().err
+    assert main(["sample", out, "-n", "5", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "text samples are written as .txt, got 'x.csv'" in capsys.readouterr().err
+    assert main(["sample", out, "-n", "5", "--where", "a=b", "--out", str(tmp_path / "x.txt")]) == 2
+    assert "--where is for tables" in capsys.readouterr().err
+
+
+def test_report_shows_the_lines(text_run, tmp_path):
+    out = text_run[1]
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    first = (out / "samples" / "step_000020.txt").read_text().splitlines()[0]
+    assert "Final samples as text (step 20)" in page and f"<pre class='lines'>{first}\n" in page
