@@ -10,7 +10,7 @@ A held-out real table scored against the training split gives the ceiling (about
 
     python benchmarks/tables.py                                  # both, CTGAN at its default 300 epochs (slow)
     python benchmarks/tables.py --only ctgan --out benchmarks/results/tables
-    python benchmarks/tables.py --only ganforge --reuse-ctgan benchmarks/results/tables/ctgan.json
+    python benchmarks/tables.py --reuse-ctgan benchmarks/results/tables/ctgan.json   # train ganforge only
     python benchmarks/tables.py --quick                          # smoke test: 2 epochs on 2,000 rows
 
 Run with OMP_NUM_THREADS=1 for the figures of the notes. `ctgan` is a benchmark dependency only:
@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from ganforge.data.tables import holdout_split, infer_kinds, load_diamonds
-from ganforge.metrics.tables import ml_efficacy, quality_report
+from ganforge.metrics.tables import ml_efficacy, quality_report, table_warnings
+from ganforge.viz.tables import save_table_picture
 
 TARGET = "price"  # the ML-efficacy regression target
 HOLDOUT = 0.2
@@ -55,16 +56,25 @@ def split(seed: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str,
 
 def score(train: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame, kinds: dict[str, str],
           seed: int) -> dict[str, Any]:
-    """Quality (against the training split) and ML efficacy (price R^2 on the holdout) of `synth`."""
+    """Quality (against the training split), ML efficacy (price R^2 on the holdout) and the doctor's warnings."""
     q = quality_report(train, synth, kinds)
     ml = ml_efficacy(train, synth, holdout, TARGET, kinds, seed=seed)
     return {**{k: q[k] for k in FIGURES}, "overall_all_pairs": q["overall_all_pairs"],
             "columns": {c: v["score"] for c, v in q["columns"].items()},
-            "ml_efficacy": ml["synthetic"], "ml_efficacy_real": ml["real"]}
+            "ml_efficacy": ml["synthetic"], "ml_efficacy_real": ml["real"],
+            "warnings": table_warnings(train, synth, kinds)}
+
+
+def keep(out: Path | None, name: str, train: pd.DataFrame, synth: pd.DataFrame, kinds: dict[str, str],
+         title: str) -> None:
+    """With --out: the synthetic rows as out/NAME_samples.csv and their picture against training as out/NAME.png."""
+    if out is not None:
+        synth.to_csv(out / f"{name}_samples.csv", index=False)
+        save_table_picture(train, synth, kinds, out / f"{name}.png", title=title)
 
 
 def run_ctgan(train: pd.DataFrame, epochs: int, seed: int, *, holdout: pd.DataFrame, kinds: dict[str, str],
-              samples: Path | None = None, verbose: bool = False) -> dict[str, Any]:
+              out: Path | None = None, verbose: bool = False) -> dict[str, Any]:
     """Fit the `ctgan` package's CTGAN (default settings) on `train`, sample len(train) rows, score them."""
     try:
         import ctgan
@@ -81,26 +91,30 @@ def run_ctgan(train: pd.DataFrame, epochs: int, seed: int, *, holdout: pd.DataFr
     t0 = time.perf_counter()
     synth = model.sample(len(train))
     sample = time.perf_counter() - t0
-    if samples is not None:
-        synth.to_csv(samples, index=False)
+    keep(out, "ctgan", train, synth, kinds, f"CTGAN (ctgan {ctgan.__version__}), {epochs} epochs")
     return {"contestant": "ctgan", "version": ctgan.__version__, "epochs": epochs, "steps": epochs * max(
         1, len(train) // model._batch_size), **score(train, synth, holdout, kinds, seed),
         "fit_seconds": fit, "sample_seconds": sample}
 
 
+def table_preset():
+    """ganforge's `table` preset, or a clear exit while tables are not wired into training yet."""
+    from ganforge import config
+
+    if "table" not in config.presets():
+        raise SystemExit("benchmarks/tables.py: ganforge has no 'table' preset yet (tables are not wired into "
+                         "training); run with --only ctgan")
+    return config.load_preset("table")
+
+
 def run_ganforge(train: pd.DataFrame, steps: int, seed: int, *, holdout: pd.DataFrame, kinds: dict[str, str],
-                 folder: Path, samples: Path | None = None) -> dict[str, Any]:
+                 folder: Path, out: Path | None = None) -> dict[str, Any]:
     """Train ganforge's `table` preset on `train` into `folder`, sample len(train) rows, score them."""
     import ganforge
     from ganforge import config
-    from ganforge.config import ConfigError
     from ganforge.train import train as train_run
 
-    try:
-        cfg = config.load_preset("table")
-    except ConfigError as e:
-        raise SystemExit(f"benchmarks/tables.py: {e}: tables are not wired into ganforge yet; "
-                         "run with --only ctgan") from None
+    cfg = table_preset()
     overrides = [*QUIET, f"train.seed={seed}", f'train.out="{folder}"']
     if steps:
         overrides.append(f"train.steps={steps}")
@@ -116,8 +130,7 @@ def run_ganforge(train: pd.DataFrame, steps: int, seed: int, *, holdout: pd.Data
     if not isinstance(synth, pd.DataFrame):
         raise SystemExit(f"benchmarks/tables.py: ganforge.load(run).sample(n) returned {type(synth).__name__}, "
                          "not a DataFrame: the tables family is not wired into sampling yet")
-    if samples is not None:
-        synth.to_csv(samples, index=False)
+    keep(out, "ganforge", train, synth, kinds, f"ganforge table preset, {run.total:,} steps")
     return {"contestant": "ganforge", "version": ganforge.__version__, "steps": run.total,
             **score(train, synth, holdout, kinds, seed), "fit_seconds": fit, "sample_seconds": sample}
 
@@ -170,6 +183,7 @@ def table(results: dict[str, dict[str, Any]], reference: dict[str, Any]) -> str:
             line += f"{cell:>20}"
         line += f"{num(reference[key], digits):>10}" if key in reference else ""
         lines.append(line)
+    lines.append("real: the 20% holdout scored as a synthetic table; its ML efficacy trains on the real training split")
     return "\n".join(lines)
 
 
@@ -178,9 +192,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=300, help="CTGAN's epochs (its default: 300)")
     p.add_argument("--steps", type=int, default=0, help="ganforge's G steps (0: the table preset's budget)")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, both trainings and the scoring")
-    p.add_argument("--out", type=Path, help="write ctgan.json / ganforge.json / tables.json and the samples here")
+    p.add_argument("--out", type=Path, help="write ctgan.json, ganforge.json, tables.json, each contestant's "
+                   "samples (NAME_samples.csv) and picture (NAME.png) here")
     p.add_argument("--only", choices=("ctgan", "ganforge"), help="run one contestant")
-    p.add_argument("--reuse-ctgan", type=Path, metavar="FILE.json", help="a saved ctgan.json instead of retraining")
+    p.add_argument("--reuse-ctgan", type=Path, metavar="FILE.json",
+                   help="show a saved ctgan.json (same --seed/--quick) instead of training CTGAN")
     p.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_EPOCHS} CTGAN epochs, "
                    f"{QUICK_STEPS} ganforge steps, on {QUICK_ROWS - int(QUICK_ROWS * HOLDOUT)} training rows")
     p.add_argument("--verbose", action="store_true", help="show CTGAN's per-epoch progress bar (time per epoch)")
@@ -194,6 +210,8 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
 
+    if args.only != "ctgan":
+        table_preset()  # before CTGAN's long fit, not after it
     train, holdout, kinds = split(args.seed, args.quick)
     info = setup(args, train, holdout)
     print(f"diamonds: {len(train):,} training rows, {len(holdout):,} holdout rows; torch {torch.__version__}, "
@@ -203,23 +221,23 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
-        if args.only != "ganforge":
-            if args.reuse_ctgan:
-                results["ctgan"] = reused(args.reuse_ctgan, info)
-                print(f"ctgan: reused {args.reuse_ctgan}", flush=True)
-            else:
-                results["ctgan"] = run_ctgan(train, args.epochs, args.seed, holdout=holdout, kinds=kinds,
-                                             samples=args.out / "ctgan_samples.csv" if args.out else None,
-                                             verbose=args.verbose)
-                save(args.out, "ctgan", {"setup": info, "result": results["ctgan"]})
+        if args.reuse_ctgan:
+            results["ctgan"] = reused(args.reuse_ctgan, info)
+            print(f"ctgan: reused {args.reuse_ctgan}", flush=True)
+        elif args.only != "ganforge":
+            results["ctgan"] = run_ctgan(train, args.epochs, args.seed, holdout=holdout, kinds=kinds, out=args.out,
+                                         verbose=args.verbose)
+            save(args.out, "ctgan", {"setup": info, "result": results["ctgan"]})
         if args.only != "ctgan":
             results["ganforge"] = run_ganforge(train, args.steps, args.seed, holdout=holdout, kinds=kinds,
-                                               folder=folder / "ganforge_run",
-                                               samples=args.out / "ganforge_samples.csv" if args.out else None)
+                                               folder=folder / "ganforge_run", out=args.out)
             save(args.out, "ganforge", {"setup": info, "result": results["ganforge"]})
     reference["ml_efficacy"] = next(iter(results.values()))["ml_efficacy_real"]  # train-on-real
     save(args.out, "tables", {"setup": info, "reference": reference, **results})
     print(table(results, reference))
+    for name, r in results.items():
+        for w in r.get("warnings", []):
+            print(f"{name}: {w}")
 
 
 def save(folder: Path | None, name: str, data: dict[str, Any]) -> None:
