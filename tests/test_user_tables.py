@@ -155,3 +155,22 @@ def test_options_of_other_families_are_refused(table_run, tmp_path, capsys):
     assert "tables samples are written as .csv or .tsv or .parquet" in capsys.readouterr().err
     assert main(["interpolate", out, "--out", str(tmp_path / "walk.gif")]) == 2
     assert "a walk is pictured for points and images only" in capsys.readouterr().err
+
+
+def test_a_hostile_transform_is_refused_before_building(table_run, tmp_path, capsys):
+    """An exported file whose saved transform claims a huge table must not make ganforge allocate G for it."""
+    from safetensors import safe_open
+
+    exported = tmp_path / "g.safetensors"
+    assert main(["export", str(table_run[1]), "--out", str(exported)]) == 0
+    with safe_open(str(exported), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    state = json.loads(meta["state"])
+    column = next(c for c in state["family_state"]["transform"]["columns"] if c["kind"] == "categorical")
+    column["categories"] = [f"v{i}" for i in range(2_000_000)]  # a 2-million-wide one-hot
+    meta["state"] = json.dumps(state)
+    meta.pop(checkpoint.DIGEST_KEY)  # a hostile author writes a matching digest: it checks integrity, not intent
+    checkpoint.atomic_save(tensors, tmp_path / "hostile.safetensors", meta)
+    assert main(["sample", str(tmp_path / "hostile.safetensors"), "-n", "5", "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "does not match the generator's weights" in err and err.count("\n") == 1

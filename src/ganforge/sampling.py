@@ -116,6 +116,7 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
     family_state = state.get("family_state") or {}
     with torch.random.fork_rng(devices=[]):  # building G must not move the caller's random stream
         try:
+            family.check_state(family_state, shape, weights)
             G = family.generator(cfg.model, shape, num_classes, family_state)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise checkpoint.CheckpointError(f"{path}: the saved {family.name} state cannot rebuild the generator "

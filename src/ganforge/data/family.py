@@ -45,6 +45,10 @@ class Family:
 
         return build_generator(cfg, shape, self.tanh, num_classes)
 
+    def check_state(self, state: dict, shape: tuple[int, ...], weights: dict[str, torch.Tensor]) -> None:
+        """Before G is built from a file: raise ValueError when the saved state does not match G's weights there
+        (a hostile state must not make ganforge allocate a network larger than the file's own tensors)."""
+
     def discriminator(self, cfg: ModelConfig, shape: tuple[int, ...], num_classes: int, state: dict) -> nn.Module:
         """D for samples shaped `shape` (packed by model.pack)."""
         from ganforge.models import build_discriminator

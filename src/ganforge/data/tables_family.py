@@ -141,6 +141,14 @@ class Tables(Family):
         cond_dim = sum(len(c) for c in state["cond_counts"])
         return TableGenerator(cfg.z_dim, cond_dim, transform.spans, hidden=tuple(cfg.g.hidden), tau=cfg.tau)
 
+    def check_state(self, state, shape, weights) -> None:
+        dim = T.TableTransform.from_json(state["transform"]).dim
+        out = weights.get("out.weight")
+        cond = sum(len(c) for c in state["cond_counts"])
+        first = weights.get("body.0.fc.weight")
+        if out is None or tuple(shape) != (dim,) or out.shape[0] != dim or first is None or first.shape[1] < cond:
+            raise ValueError(f"the saved transform (width {dim}) does not match the generator's weights")
+
     def discriminator(self, cfg, shape, num_classes, state):
         from ganforge.models.tabular import TableDiscriminator
 

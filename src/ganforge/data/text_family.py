@@ -80,6 +80,14 @@ class Text(Family):
         return TextGenerator(cfg.z_dim, vocab, length, dim=cfg.g.channels, blocks=cfg.g.blocks, mode=cfg.text_head,
                              tau=cfg.tau)
 
+    def check_state(self, state, shape, weights) -> None:
+        vocab, max_len = X.Vocab.from_json(state["vocab"]), int(state["max_len"])
+        out, fc = weights.get("out.weight"), weights.get("fc.weight")
+        if (tuple(shape) != (max_len, len(vocab)) or out is None or out.shape[0] != len(vocab) or fc is None
+                or fc.shape[0] % max_len):
+            raise ValueError(f"the saved vocabulary ({len(vocab)} tokens, max_len {max_len}) does not match the "
+                             "generator's weights")
+
     def discriminator(self, cfg, shape, num_classes, state):
         from ganforge.models.text import TextDiscriminator
 
