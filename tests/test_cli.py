@@ -52,9 +52,9 @@ def test_toml_file_then_flags_then_set(tmp_path):
     (["train", "--preset", "nope"], "ganforge train: error: unknown preset 'nope'"),
     (["train", "--data", "mnits"], "ganforge train: error: --data: 'mnits' is not a dataset name and no such file or "
                                    "folder exists (did you mean the dataset 'mnist'?); --data takes a dataset name "
-                                   "(gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k, diamonds, names) or a path: a folder or "
-                                   ".zip of images (PNG, JPEG, WebP, BMP, GIF), a .npy/.npz array, a table (.csv, .tsv, "
-                                   ".parquet) or a text file (.txt, one sample per line)"),
+                                   "(gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k, diamonds, names) or a "
+                                   "path: a folder or .zip of images (PNG, JPEG, WebP, BMP, GIF), a .npy/.npz array, a "
+                                   "table (.csv, .tsv, .parquet) or a text file (.txt, one sample per line)"),
     (["train", "--data", "./nonexistent"], "ganforge train: error: --data: './nonexistent' is not a dataset name and "
                                            "no such file or folder exists; --data takes a dataset name"),
     (["train", "missing.toml"], "ganforge train: error: config file not found: missing.toml"),

@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import ganforge
 from ganforge import checkpoint, config
 from ganforge.cli import main
+from tests.cutruns import assert_resume_is_bit_exact
 
 TINY_TABLE = ["model.z_dim=16", "model.g.hidden=[32, 32]", "model.d.hidden=[32, 32]", "train.batch_size=100",
               "train.log_every=5", "train.sample_every=10", "train.ckpt_every=10", 'train.progress="none"',
@@ -93,19 +93,11 @@ def test_python_api_with_a_dataframe(tmp_path):
 
 def test_resume_is_bit_exact_and_export_samples_alike(table_run, tmp_path):
     csv, _ = table_run
-    base = ["train", "--data", str(csv), "--preset", "table", *_sets(TINY_TABLE)]
-    assert main(base + ["--steps", "14", "--out", str(tmp_path / "straight")]) == 0
-    assert main(base + ["--steps", "7", "--out", str(tmp_path / "cut")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "cut"), "--steps", "14"]) == 0
-    a, _ = checkpoint.load(tmp_path / "straight" / "checkpoint.safetensors")
-    b, _ = checkpoint.load(tmp_path / "cut" / "checkpoint.safetensors")
-    for key in a:
-        if key.startswith(("g.", "d.")):
-            assert torch.equal(a[key], b[key]), key
-
-    assert main(["export", str(tmp_path / "cut"), "--out", str(tmp_path / "g.safetensors")]) == 0
+    cut = assert_resume_is_bit_exact(["train", "--data", str(csv), "--preset", "table", *_sets(TINY_TABLE)], 14,
+                                     tmp_path)
+    assert main(["export", str(cut), "--out", str(tmp_path / "g.safetensors")]) == 0
     pd.testing.assert_frame_equal(ganforge.load(tmp_path / "g.safetensors").sample(40, seed=3),
-                                  ganforge.load(tmp_path / "cut").sample(40, seed=3))
+                                  ganforge.load(cut).sample(40, seed=3))
 
 
 def test_sampling_100k_rows_is_quick(table_run):

@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import ganforge
-from ganforge import checkpoint, config
+from ganforge import config
 from ganforge.cli import main
+from tests.cutruns import assert_resume_is_bit_exact
 
 TINY_TEXT = ["model.z_dim=16", "model.g.channels=16", "model.g.blocks=1", "model.d.channels=16",
              "model.d.blocks=1", "train.batch_size=32", "train.d_steps=1", "train.log_every=5",
@@ -91,18 +91,11 @@ def test_python_api_with_lines(tmp_path):
 
 def test_resume_is_bit_exact_and_export_samples_alike(text_run, tmp_path):
     path, _ = text_run
-    base = ["train", "--data", str(path), "--preset", "text", *_sets(TINY_TEXT)]
-    assert main(base + ["--steps", "12", "--out", str(tmp_path / "straight")]) == 0
-    assert main(base + ["--steps", "6", "--out", str(tmp_path / "cut")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "cut"), "--steps", "12"]) == 0
-    a, _ = checkpoint.load(tmp_path / "straight" / "checkpoint.safetensors")
-    b, _ = checkpoint.load(tmp_path / "cut" / "checkpoint.safetensors")
-    for key in a:
-        if key.startswith(("g.", "d.")):
-            assert torch.equal(a[key], b[key]), key
-    assert main(["export", str(tmp_path / "cut"), "--out", str(tmp_path / "g.safetensors")]) == 0
+    cut = assert_resume_is_bit_exact(["train", "--data", str(path), "--preset", "text", *_sets(TINY_TEXT)], 12,
+                                     tmp_path)
+    assert main(["export", str(cut), "--out", str(tmp_path / "g.safetensors")]) == 0
     assert (ganforge.load(tmp_path / "g.safetensors").sample(30, seed=2, temperature=1.0)
-            == ganforge.load(tmp_path / "cut").sample(30, seed=2, temperature=1.0))
+            == ganforge.load(cut).sample(30, seed=2, temperature=1.0))
 
 
 def test_gumbel_head_trains(tmp_path):

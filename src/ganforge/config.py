@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "mnist-5k"  # dataset registry name: gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k, diamonds, names
+    name: str = "mnist-5k"  # registry name: gaussian-1d, ring-8, grid-25, spirals, mnist, mnist-5k, diamonds, names
     root: str = "~/.cache/ganforge"  # where downloaded datasets are cached
     mean: float = 5.0  # gaussian-1d: target mean
     std: float = 1.0  # gaussian-1d: target standard deviation

@@ -82,5 +82,6 @@ def load_dataset(cfg, seed: int = 0, state: dict | None = None) -> Dataset:
     return ds
 
 
-__all__ = ["DATASETS", "FAMILIES", "IMAGES", "POINTS", "TABLES", "TEXT", "DataUnavailable", "Dataset", "Family", "IndexSampler",
+__all__ = ["DATASETS", "FAMILIES", "IMAGES", "POINTS", "TABLES", "TEXT", "DataUnavailable", "Dataset", "Family",
+           "IndexSampler",
            "family_from_state", "load_dataset"]

@@ -119,7 +119,8 @@ class Tables(Family):
         counts = [cond._t["counts"][o : o + s.width].tolist() for o, s in zip(cond._starts, cond.spans, strict=True)]
         meta = {"transform": transform.to_json(), "cond_counts": counts, "target": cfg.target}
         report = [f"table {name}: {len(df):,} rows x {len(df.columns)} columns ("
-                  + ", ".join(f"{c} {k}" for c, k in kinds.items()) + f"); {len(train):,} train, {len(hold):,} holdout; "
+                  + ", ".join(f"{c} {k}" for c, k in kinds.items())
+                  + f"); {len(train):,} train, {len(hold):,} holdout; "
                   f"encoded width {transform.dim}, conditioning on {len(cond.spans)} categorical columns"]
         return Dataset(name, torch.from_numpy(matrix), family=self, source=source, report=report, meta=meta,
                        extra={"train": train, "holdout": hold, "kinds": kinds, "transform": transform, "cond": cond})
@@ -277,7 +278,8 @@ def _matches(col: pd.Series, index: int, transform: T.TableTransform, column: st
     cats = spec["categories"]
     if index == len(cats):
         return col.isna()
-    return col.astype(object).map(lambda v: v is not None and v == v and (v == cats[index] or str(v) == str(cats[index])))
+    want = cats[index]
+    return col.astype(object).map(lambda v: v is not None and v == v and (v == want or str(v) == str(want)))
 
 
 def _show_where(where: dict) -> str:

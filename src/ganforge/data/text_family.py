@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -62,7 +63,8 @@ class Text(Family):
         dropped = f"; {fit['dropped']:,} lines longer than {max_len} tokens dropped" if fit["dropped"] else ""
         report = [f"text {name}: {len(lines):,} lines, {len(vocab) - 1} {cfg.tokens[:-1]} tokens + end, max_len "
                   f"{max_len}{dropped}; {len(train):,} train, {len(hold):,} holdout"]
-        return Dataset(name, x, family=self, source=source, report=report, meta=meta, sample_shape=(max_len, len(vocab)),
+        return Dataset(name, x, family=self, source=source, report=report, meta=meta,
+                       sample_shape=(max_len, len(vocab)),
                        extra={"train_lines": train, "holdout_lines": hold, "vocab": vocab})
 
     def check_config(self, cfg, data: Dataset) -> None:

@@ -78,6 +78,7 @@ def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...], num_class
     return init_weights(D, cfg.d.init)
 
 
-__all__ = ["ARCHS", "ARCH_NAMES", "FAMILY_ARCHS", "Arch", "ConditionalGenerator", "DCGANGenerator", "DCGANTrunk", "Discriminator", "MLPGenerator",
+__all__ = ["ARCHS", "ARCH_NAMES", "FAMILY_ARCHS", "Arch", "ConditionalGenerator", "DCGANGenerator", "DCGANTrunk",
+           "Discriminator", "MLPGenerator",
            "MLPTrunk", "MixtureLatent", "MixtureLatentGenerator", "build_discriminator", "build_generator",
            "check_interface"]
