@@ -19,6 +19,7 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from ganforge.config import ConfigError  # noqa: E402
 from ganforge.fsio import atomic_path  # noqa: E402
@@ -47,7 +48,7 @@ def figure_size(kinds: dict[str, str], title: str = "") -> tuple[float, float]:
     return PANEL_COLUMNS * PANEL_SIZE[0], height
 
 
-def table_figure(real: pd.DataFrame, synth: pd.DataFrame, kinds: dict[str, str], title: str = ""):
+def table_figure(real: pd.DataFrame, synth: pd.DataFrame, kinds: dict[str, str], title: str = "") -> Figure:
     """The matplotlib Figure of `save_table_picture` (the caller closes it)."""
     if not kinds:
         raise ConfigError("table picture: the table has no columns")
