@@ -166,3 +166,12 @@ def test_a_hostile_transform_is_refused_before_building(table_run, tmp_path, cap
     assert main(["sample", str(tmp_path / "hostile.safetensors"), "-n", "5", "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert "does not match the generator's weights" in err and err.count("\n") == 1
+
+
+def test_a_table_smaller_than_the_batch_trains(tmp_path):
+    """Rows are drawn with replacement to match their conditions (as CTGAN does): 40 rows, batch 100."""
+    csv = tmp_path / "small.csv"
+    customers(50, seed=3).to_csv(csv, index=False)
+    assert main(["train", "--data", str(csv), "--preset", "table", "--steps", "3", "--out", str(tmp_path / "r"),
+                 *_sets(TINY_TABLE)]) == 0
+    assert len(ganforge.load(tmp_path / "r").sample(7, seed=0)) == 7

@@ -171,7 +171,8 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     fixed_y = family.fixed_labels(data, len(fixed_z), cfg, device)
     out = Path(distributed.broadcast_text(str(out or cfg.train.out or default_out(cfg)), device))  # rank 0's
     streams = rng.RunRandom(cfg.train.seed, device, par.rank, par.world)
-    sampler = IndexSampler(len(data), cfg.train.batch_size, device if not data.streamed else "cpu", cfg.train.seed)
+    batch = cfg.train.batch_size if family.indexed else min(cfg.train.batch_size, len(data))  # (tables: unused)
+    sampler = IndexSampler(len(data), batch, device if not data.streamed else "cpu", cfg.train.seed)
     batches = family.batches(data, sampler, streams, cfg, device)
     return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
                sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y, par=par)

@@ -36,6 +36,7 @@ class Family:
     arches = ("mlp",)  # network families (model.{g,d}.arch) that can make and read this data
     sample_suffixes = (".npy",)  # what `ganforge sample --out` can write
     walkable = True  # `ganforge interpolate` can picture a walk through G's noise
+    indexed = True  # real batches are shuffled epochs of the data (IndexSampler); False: drawn with replacement
     sample_options = ("truncation",)  # options of Sampler.sample this family takes (beyond n, seed, y)
 
     # ---- networks and the training step -------------------------------------------------------

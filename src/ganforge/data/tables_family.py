@@ -87,6 +87,7 @@ class Tables(Family):
     arches = ("ctgan",)
     sample_suffixes = (".csv", ".tsv", ".parquet")
     walkable = False
+    indexed = False  # rows are drawn with replacement to match condition vectors: a batch may exceed the table
     sample_options = ("where",)
 
     # ---- loading --------------------------------------------------------------------------------
