@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.metrics.text import METRICS, NGramLM, jsd, ngram_counts, ngram_sample, text_metrics
+from ganforge.metrics.text import METRICS, NGramLM, jsd, ngram_counts, ngram_sample, text_metrics, text_warnings
 
 CORPUS = ["abracadabra", "abba", "cabbage", "bad", "dab", "a", "", "barbara", "abracadabra", "dabba",
           "bab", "cab", "abc", "aaa", "cccb", "dad", "add", "bade"]
@@ -173,3 +173,39 @@ def test_census_names_fit_and_score_in_seconds():
     nll = lm.nll(hold[:20_000])
     assert time.perf_counter() - start < 20  # about 2 s on one busy core
     assert 2.0 < nll < 2.3  # 5-gram KN on held-out surnames: about 2.14 nats/char
+
+
+TRAIN = [f"name{i:03d}" for i in range(200)]
+
+
+def test_text_warnings_quiet_on_a_healthy_sample():
+    samples = [f"new{i:03d}" for i in range(150)] + TRAIN[:50]  # all distinct, 25% copies
+    assert text_warnings(samples, TRAIN) == []
+    assert text_warnings([], TRAIN) == []
+
+
+def test_text_warnings_name_the_string_a_sample_collapsed_onto():
+    samples = ["smith"] * 30 + [f"new{i:03d}" for i in range(70)]  # 71 distinct of 100, but one is 30%
+    (msg,) = text_warnings(samples, TRAIN)
+    assert msg.startswith("Collapse onto a few strings: 'smith' is 30% of the samples.")
+    assert "distinct" not in msg
+
+
+def test_text_warnings_count_distinct_strings_and_name_the_empty_line():
+    samples = ["", "ab", "ab", "cd"] * 25 + [""] * 100  # 3 distinct of 200: '' 62.5%, 'ab' 25%, 'cd' 12.5%
+    (msg,) = text_warnings(samples, TRAIN)
+    assert "only 3 distinct strings among the 200 samples (2%)" in msg
+    assert "the empty line is 62%, 'ab' is 25%, 'cd' is 12% of the samples" in msg  # most frequent first
+
+
+def test_text_warnings_flag_copying_over_half():
+    copied = TRAIN[:60] + [f"new{i:03d}" for i in range(40)]  # 60% verbatim training lines
+    (msg,) = text_warnings(copied, TRAIN)
+    assert msg.startswith("Copying: 60% of the samples are training lines verbatim")
+    assert text_warnings(TRAIN[:50] + [f"new{i:03d}" for i in range(50)], TRAIN) == []  # exactly half: quiet
+
+
+def test_text_warnings_collapse_onto_a_training_line_gives_both():
+    msgs = text_warnings(["name007"] * 90 + ["x"] * 10, TRAIN)
+    assert [m.split(":")[0] for m in msgs] == ["Collapse onto a few strings", "Copying"]
+    assert "'name007' is 90%" in msgs[0] and "Copying: 90%" in msgs[1]

@@ -282,3 +282,37 @@ def text_metrics(samples: list[str], train_lines: list[str], holdout_lines: list
     perm = torch.randperm(len(train_lines), generator=torch.Generator().manual_seed(seed))[: len(samples)]
     out["rev_nll_real"] = NGramLM(n, alphabet).fit([train_lines[i] for i in perm.tolist()]).nll(holdout_lines)
     return {k: float(out[k]) for k in METRICS}
+
+
+COLLAPSE_UNIQUE = 0.5  # fewer distinct samples than this share: collapse onto a few strings
+COLLAPSE_ONE = 0.1  # one string over this share of the samples is named
+COPY_SHARE = 0.5  # more verbatim training lines than this share: memorisation
+
+
+def text_warnings(samples: list[str], train_lines: list[str]) -> list[str]:
+    """Plain-language warnings for the doctor: collapse onto a few strings, and copying of training lines."""
+    samples = list(samples)
+    if not samples:
+        return []
+    n = len(samples)
+    out = []
+    counts = Counter(samples)
+    unique = len(counts) / n
+    frequent = [(s, c) for s, c in counts.most_common() if c > COLLAPSE_ONE * n]
+    parts = []
+    if unique < COLLAPSE_UNIQUE:
+        parts.append(f"only {len(counts):,} distinct strings among the {n:,} samples ({unique:.0%})")
+    if frequent:
+        named = ", ".join(f"{s!r} is {c / n:.0%}" if s else f"the empty line is {c / n:.0%}" for s, c in frequent[:5])
+        more = f" (and {len(frequent) - 5} more strings over {COLLAPSE_ONE:.0%})" if len(frequent) > 5 else ""
+        parts.append(f"{named} of the samples{more}")
+    if parts:
+        out.append(f"Collapse onto a few strings: {'; '.join(parts)}. G keeps writing the same lines instead of "
+                   "the variety of the data.")
+    train_set = set(train_lines)
+    copies = sum(s in train_set for s in samples) / n
+    if copies > COPY_SHARE:
+        out.append(f"Copying: {copies:.0%} of the samples are training lines verbatim, so G mostly reproduces "
+                   "its data; fewer steps or a higher sampling temperature give more new lines, and "
+                   "sampling with --novel drops the copies.")
+    return out
