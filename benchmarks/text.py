@@ -8,7 +8,7 @@ of the samples), copies, novelty, real held-out lines generated and JS divergenc
 metrics.text.text_metrics on as many samples as held-out lines (at most 10,000). Prints a table and the
 acceptance ratios, writes results.json and curves.png to --out.
 
-    OMP_NUM_THREADS=1 python benchmarks/text.py --out runs/text-bench            # the full run (~25 min)
+    OMP_NUM_THREADS=1 python benchmarks/text.py --out runs/text-bench            # the full run (~20 min, one core)
     OMP_NUM_THREADS=1 python benchmarks/text.py --quick --out /tmp/text-quick     # a smoke test, < 1 minute
 """
 
