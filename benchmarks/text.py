@@ -1,0 +1,283 @@
+"""Text benchmark on the census surnames (80/20 split): the GAN vs a character 5-gram LM vs a char LSTM LM.
+
+One run: the GAN (the `text` recipe in TEXT_RECIPE), a character 5-gram LM sampler (interpolated
+Kneser-Ney, metrics.text.NGramLM) and a character LSTM trained by maximum likelihood with about G's
+parameter count and the GAN's wall-clock. For each, a temperature sweep of forward NLL (quality: samples
+under the 5-gram LM of the training lines) against reverse NLL (coverage: held-out lines under a 5-gram LM
+of the samples), copies, novelty, real held-out lines generated and JS divergence, measured by
+metrics.text.text_metrics on as many samples as held-out lines (at most 10,000). Prints a table and the
+acceptance ratios, writes results.json and curves.png to --out.
+
+    OMP_NUM_THREADS=1 python benchmarks/text.py --out runs/text-bench            # the full run (~20 min, one core)
+    OMP_NUM_THREADS=1 python benchmarks/text.py --quick --out /tmp/text-quick     # a smoke test, < 1 minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # text_recipe.py beside this file
+import text_recipe  # noqa: E402
+
+from ganforge import fsio  # noqa: E402
+from ganforge.data.text import Vocab, prepare_text, surnames  # noqa: E402
+from ganforge.metrics.text import NGramLM, ngram_sample, text_metrics  # noqa: E402
+from ganforge.models.text import CharLSTM, sequence_nll  # noqa: E402
+
+# The GAN's recipe as ganforge config fields (the `text` preset; found in benchmarks/text_notes.md);
+# train_gan reads only this dict. g_optim / d_optim: the Adam of G and D.
+TEXT_RECIPE: dict[str, object] = {
+    "loss.name": "wgan",
+    "loss.regularizer": "wgan-gp",
+    "loss.gamma": 10.0,
+    "loss.reg_every": 4,  # lazy WGAN-GP: every 4th D step, weighted x4
+    "train.d_steps": 2,
+    "train.batch_size": 64,
+    "train.steps": 9000,
+    "train.lr_decay": "linear",
+    "g_optim.lr": 1e-3, "g_optim.beta1": 0.5, "g_optim.beta2": 0.9,
+    "d_optim.lr": 1e-3, "d_optim.beta1": 0.5, "d_optim.beta2": 0.9,
+    "model.z_dim": 128,
+    "model.g.channels": 64, "model.g.blocks": 2,
+    "model.d.channels": 64, "model.d.blocks": 2,
+    "model.g.mode": "gumbel",  # straight-through Gumbel-softmax: D never sees G's soft (non one-hot) rows
+    "model.g.tau": 1.0,
+    "model.ema": 0.999,
+    "sample.temperature": 0.0,  # the default decoding: 0 = the argmax per position
+}
+TEMPERATURES = (0.5, 0.7, 0.8, 0.9, 1.0, 1.2)
+SHOW = ("copies", "novel", "unique", "novel_real", "jsd_mean", "len_w1", "fwd_nll", "rev_nll")
+Sampler = Callable[[int, float], list[str]]
+
+
+def _encode(train_lines: list[str]) -> tuple[Vocab, torch.Tensor]:
+    """The vocabulary of the (already normalised) lines and their end-padded token rows (N, longest)."""
+    vocab = Vocab.build(train_lines)
+    return vocab, vocab.encode(train_lines, max(len(line) for line in train_lines))
+
+
+def train_gan(train_lines: list[str], steps: int, seed: int, recipe: dict | None = None) -> Sampler:
+    """The GAN of TEXT_RECIPE trained for `steps` G updates; returns sample(n, temperature) (T = 0: argmax).
+
+    The sampler carries `.stats` (steps, seconds, steps/s, parameter counts).
+    """
+    recipe = dict(TEXT_RECIPE if recipe is None else recipe, **{"train.steps": steps})
+    vocab, x = _encode(train_lines)
+    G, stats = text_recipe.train_gan_prototype(x, len(vocab), recipe, seed, log=lambda s: print(s, flush=True))
+    sample = text_recipe.gan_sampler(G, vocab.decode, seed)
+    sample.stats = stats
+    return sample
+
+
+def lstm_dim_for(params: int, vocab_size: int) -> int:
+    """The CharLSTM width whose parameter count (embedding, one LSTM layer, head) is closest to `params`."""
+    def count(d: int) -> int:
+        return vocab_size * d + 4 * (2 * d * d + 2 * d) + d * vocab_size + vocab_size
+
+    return min(range(8, 2049), key=lambda d: abs(count(d) - params))
+
+
+def train_lstm(train_lines: list[str], params: int, seconds: float, seed: int, batch_size: int = 128,
+               lr: float = 2e-3, val_frac: float = 0.05) -> Sampler:
+    """A CharLSTM of about `params` weights trained by MLE for `seconds` of CPU time (Adam, lr decayed linearly).
+
+    5% of the training lines are kept aside to choose the best weights (checked every ~5% of the time);
+    the held-out split is never seen. Returns sample(n, temperature) with `.stats`.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # initialisation only
+    vocab, x = _encode(train_lines)
+    perm = torch.randperm(len(x), generator=gen)
+    n_val = max(1, int(val_frac * len(x)))
+    x_val, x_fit = x[perm[:n_val]], x[perm[n_val:]]  # (Nv, L), (Nf, L)
+    model = CharLSTM(len(vocab), lstm_dim_for(params, len(vocab)), 1, x.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    best, best_state = float("inf"), None
+    t0, c0 = time.perf_counter(), time.process_time()
+    step, next_check, order, at = 0, 0.0, torch.empty(0, dtype=torch.long), 0
+    while (elapsed := time.process_time() - c0) < seconds:
+        for group in opt.param_groups:
+            group["lr"] = lr * max(1.0 - elapsed / seconds, 0.0)
+        if at + batch_size > len(order):
+            order, at = torch.randperm(len(x_fit), generator=gen), 0
+        batch = x_fit[order[at : at + batch_size]]  # (B, L)
+        at += batch_size
+        loss = sequence_nll(model(batch), batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if elapsed >= next_check:
+            next_check += 0.05 * seconds
+            with torch.no_grad():
+                val = sequence_nll(model(x_val), x_val).item()
+            if val < best:
+                best, best_state = val, {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        val = sequence_nll(model(x_val), x_val).item()
+    if val > best:
+        model.load_state_dict(best_state)
+    model.eval()
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+
+    def sample(n: int, temperature: float) -> list[str]:
+        return vocab.decode(model.sample(n, temperature, torch.Generator().manual_seed(seed)))
+
+    sample.stats = {"steps": step, "seconds": round(secs, 1), "cpu_seconds": round(cpu, 1),
+                    "steps_per_cpu_s": round(step / cpu, 2), "steps_per_s": round(step / secs, 2),
+                    "params": sum(p.numel() for p in model.parameters()), "dim": model.lstm.hidden_size,
+                    "val_nll": round(min(val, best), 4)}
+    return sample
+
+
+def ngram_sampler(train_lines: list[str], seed: int, order: int = 5) -> Sampler:
+    """Samples of the character n-gram LM (interpolated Kneser-Ney) of the training lines."""
+    lm = NGramLM(order).fit(train_lines)
+    max_len = max(len(line) for line in train_lines)
+
+    def sample(n: int, temperature: float) -> list[str]:
+        return ngram_sample(lm, n, temperature, torch.Generator().manual_seed(seed), max_len)
+
+    return sample
+
+
+def sweep(sample: Sampler, train_lines: list[str], holdout_lines: list[str], n: int,
+          temperatures: tuple[float, ...]) -> dict[str, dict[str, float]]:
+    """text_metrics of n samples at each temperature, keyed by the temperature as text ('0' = argmax)."""
+    return {f"{t:g}": text_metrics(sample(n, t), train_lines, holdout_lines) for t in temperatures}
+
+
+def rev_gap(curve: dict[str, dict], ref: dict[str, dict]) -> float:
+    """Smallest (over `curve`'s points) rev_nll minus the reference curve's rev_nll at the same fwd_nll.
+
+    The reference is interpolated linearly along fwd_nll (clamped at its ends); <= 0 means the curve
+    reaches the reference somewhere.
+    """
+    pts = sorted((m["fwd_nll"], m["rev_nll"]) for m in ref.values())
+    fx, ry = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    return float(min(m["rev_nll"] - np.interp(m["fwd_nll"], fx, ry) for m in curve.values()))
+
+
+def at_copies(curve: dict[str, dict], copies: float, key: str = "novel_real") -> float:
+    """`key` of a curve interpolated at a given copy rate (its points ordered by copies); NaN outside its range."""
+    pts = sorted((m["copies"], m[key]) for m in curve.values())
+    if not pts[0][0] <= copies <= pts[-1][0]:
+        return float("nan")
+    return float(np.interp(copies, [p[0] for p in pts], [p[1] for p in pts]))
+
+
+def summarize(results: dict[str, dict[str, dict]], default_t: float) -> dict:
+    """The acceptance figures: the GAN at its default temperature against the 5-gram at T=1 and the LSTM curve.
+
+    novel_real / copies is the share of real held-out lines per training line copied: a model that had
+    learned the population of names without favouring its training lines would score holdout/train = 0.25.
+    """
+    g_def, ng1 = results["GAN"][f"{default_t:g}"], results["5-gram"]["1"]
+    summary = {
+        "gan_default_temperature": default_t,
+        "gan_copies": g_def["copies"],
+        "gan_novel_real": g_def["novel_real"],
+        "ngram_copies_t1": ng1["copies"],
+        "ngram_novel_real_t1": ng1["novel_real"],
+        "novel_real_ratio_gan_over_ngram": g_def["novel_real"] / max(ng1["novel_real"], 1e-12),
+        "gan_novel_real_per_copy": g_def["novel_real"] / max(g_def["copies"], 1e-12),
+        "ngram_novel_real_per_copy_t1": ng1["novel_real"] / max(ng1["copies"], 1e-12),
+        "ngram_novel_real_at_gan_copies": at_copies(results["5-gram"], g_def["copies"]),
+        "lstm_novel_real_at_gan_copies": at_copies(results["LSTM"], g_def["copies"]),
+        "gan_rev_gap_to_lstm": rev_gap(results["GAN"], results["LSTM"]),
+        "ngram_rev_gap_to_lstm": rev_gap(results["5-gram"], results["LSTM"]),
+        "goal_copies_le_15pct": g_def["copies"] <= 0.15,
+        "goal_novel_real_gt_ngram": g_def["novel_real"] > ng1["novel_real"],
+    }
+    summary["goal_reaches_lstm_curve"] = summary["gan_rev_gap_to_lstm"] <= 0.0
+    return summary
+
+
+def save_curves(results: dict[str, dict[str, dict]], real: tuple[float, float], path: Path, title: str) -> Path:
+    """Forward NLL (x) vs reverse NLL (y), one line per model, points labelled by temperature, plus real data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    for (name, curve), colour in zip(results.items(), ("tab:red", "tab:blue", "tab:green", "tab:purple"),
+                                     strict=False):
+        pts = [(t, m["fwd_nll"], m["rev_nll"]) for t, m in curve.items()]
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], "o-", color=colour, label=name, ms=4)
+        for t, fx, ry in pts:
+            ax.annotate("argmax" if t == "0" else f"T={t}", (fx, ry), fontsize=7, color=colour,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.plot(*real, "k*", ms=12, label="real held-out lines")
+    ax.set_xlabel("forward NLL of samples, training 5-gram LM (nats/char; lower: quality)")
+    ax.set_ylabel("reverse NLL of held-out lines (nats/char; lower: coverage)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with fsio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    """Train the three models on one split, sweep temperatures, print the table, write JSON and PNG."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=int(TEXT_RECIPE["train.steps"]), help="GAN G updates")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="runs/text-bench")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in under a minute")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    lines = surnames()
+    recipe = dict(TEXT_RECIPE)
+    if args.quick:  # 2,000 names, a small G and D, a few steps
+        lines = lines[:2000]
+        args.steps = min(args.steps, 30)
+        recipe.update({"model.g.channels": 16, "model.d.channels": 16, "model.g.blocks": 1, "model.d.blocks": 1,
+                       "train.d_steps": 1})
+    data = prepare_text("names", lines, holdout=0.2, seed=0)
+    n = min(len(data.holdout_lines), 10_000)
+    print(f"names: {data.report}; {n} samples per temperature", flush=True)
+
+    t0 = time.perf_counter()
+    gan = train_gan(data.train_lines, args.steps, args.seed, recipe)
+    print(f"GAN: {gan.stats} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    lstm = train_lstm(data.train_lines, gan.stats["g_params"], gan.stats["cpu_seconds"], args.seed)
+    print(f"LSTM: {lstm.stats}", flush=True)
+    samplers = {"GAN": gan, "5-gram": ngram_sampler(data.train_lines, args.seed), "LSTM": lstm}
+    default_t = float(recipe["sample.temperature"])
+    temps = {"GAN": tuple(sorted({*TEMPERATURES, default_t})), "5-gram": TEMPERATURES, "LSTM": TEMPERATURES}
+    results = {name: sweep(s, data.train_lines, data.holdout_lines, n, temps[name]) for name, s in samplers.items()}
+
+    real = next(iter(results["GAN"].values()))
+    print(f"\nreal held-out lines: fwd (real_nll) {real['real_nll']:.4f}, "
+          f"rev (rev_nll_real) {real['rev_nll_real']:.4f}")
+    print(f"{'model':<7} {'T':>5} " + " ".join(f"{k:>10}" for k in SHOW))
+    for name, curve in results.items():
+        for t, m in curve.items():
+            print(f"{name:<7} {t:>5} " + " ".join(f"{m[k]:10.4f}" for k in SHOW))
+    summary = summarize(results, default_t)
+    print("\n" + "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
+
+    record = {"args": vars(args), "recipe": recipe, "data": data.report, "n_samples": n,
+              "stats": {"GAN": gan.stats, "LSTM": lstm.stats}, "results": results, "summary": summary}
+    fsio.atomic_write_text(out / "results.json", json.dumps(record, indent=1))
+    title = (f"census surnames, 80/20 split: GAN {gan.stats['steps']} steps in {gan.stats['cpu_seconds']:.0f} "
+             "CPU s, LSTM the same CPU time")
+    save_curves(results, (real["real_nll"], real["rev_nll_real"]), out / "curves.png", title)
+    print(f"wrote {out / 'results.json'} and {out / 'curves.png'}")
+
+
+if __name__ == "__main__":
+    main()
