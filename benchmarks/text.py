@@ -1,6 +1,6 @@
 """Text benchmark on the census surnames (80/20 split): the GAN vs a character 5-gram LM vs a char LSTM LM.
 
-One run: the GAN (the `text` recipe in TEXT_RECIPE), a character 5-gram LM sampler (interpolated
+One run: the GAN (ganforge's `text` preset, trained by ganforge.train), a character 5-gram LM sampler (interpolated
 Kneser-Ney, metrics.text.NGramLM) and a character LSTM trained by maximum likelihood with about G's
 parameter count and the GAN's wall-clock. For each, a temperature sweep of forward NLL (quality: samples
 under the 5-gram LM of the training lines) against reverse NLL (coverage: held-out lines under a 5-gram LM
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,35 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # text_recipe.py beside this file
-import text_recipe  # noqa: E402
-
 from ganforge import fsio  # noqa: E402
 from ganforge.data.text import Vocab, prepare_text, surnames  # noqa: E402
 from ganforge.metrics.text import NGramLM, ngram_sample, text_metrics  # noqa: E402
 from ganforge.models.text import CharLSTM, sequence_nll  # noqa: E402
 
-# The GAN's recipe as ganforge config fields (the `text` preset; found in benchmarks/text_notes.md);
-# train_gan reads only this dict. g_optim / d_optim: the Adam of G and D.
-TEXT_RECIPE: dict[str, object] = {
-    "loss.name": "wgan",
-    "loss.regularizer": "wgan-gp",
-    "loss.gamma": 10.0,
-    "loss.reg_every": 4,  # lazy WGAN-GP: every 4th D step, weighted x4
-    "train.d_steps": 2,
-    "train.batch_size": 64,
-    "train.steps": 9000,
-    "train.lr_decay": "linear",
-    "g_optim.lr": 1e-3, "g_optim.beta1": 0.5, "g_optim.beta2": 0.9,
-    "d_optim.lr": 1e-3, "d_optim.beta1": 0.5, "d_optim.beta2": 0.9,
-    "model.z_dim": 128,
-    "model.g.channels": 64, "model.g.blocks": 2,
-    "model.d.channels": 64, "model.d.blocks": 2,
-    "model.g.mode": "gumbel",  # straight-through Gumbel-softmax: D never sees G's soft (non one-hot) rows
-    "model.g.tau": 1.0,
-    "model.ema": 0.999,
-    "sample.temperature": 0.0,  # the default decoding: 0 = the argmax per position
-}
+# The GAN is ganforge's `text` preset (src/ganforge/presets/text.toml), trained by ganforge's own loop; the
+# recipe was found with the standalone prototype in text_recipe.py (benchmarks/text_notes.md).
+TEXT_PRESET = "text"
 TEMPERATURES = (0.5, 0.7, 0.8, 0.9, 1.0, 1.2)
 SHOW = ("copies", "novel", "unique", "novel_real", "jsd_mean", "len_w1", "fwd_nll", "rev_nll")
 Sampler = Callable[[int, float], list[str]]
@@ -64,16 +42,30 @@ def _encode(train_lines: list[str]) -> tuple[Vocab, torch.Tensor]:
     return vocab, vocab.encode(train_lines, max(len(line) for line in train_lines))
 
 
-def train_gan(train_lines: list[str], steps: int, seed: int, recipe: dict | None = None) -> Sampler:
-    """The GAN of TEXT_RECIPE trained for `steps` G updates; returns sample(n, temperature) (T = 0: argmax).
+def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overrides: list[str] = ()) -> Sampler:
+    """ganforge's `text` preset trained on `train_lines` (all of them: the holdout is the benchmark's) for `steps`
+    G updates by `ganforge.train`; returns sample(n, temperature) (T = 0: argmax) with `.stats`."""
+    import tempfile
 
-    The sampler carries `.stats` (steps, seconds, steps/s, parameter counts).
-    """
-    recipe = dict(TEXT_RECIPE if recipe is None else recipe, **{"train.steps": steps})
-    vocab, x = _encode(train_lines)
-    G, stats = text_recipe.train_gan_prototype(x, len(vocab), recipe, seed, log=lambda s: print(s, flush=True))
-    sample = text_recipe.gan_sampler(G, vocab.decode, seed)
-    sample.stats = stats
+    import ganforge
+    from ganforge import config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config.apply_overrides(config.load_preset(TEXT_PRESET), [
+            "data.holdout=0", f"data.max_len={max_len}", f"train.steps={steps}", f"train.seed={seed}",
+            f'train.out="{tmp}/run"', 'train.progress="lines"', "train.tensorboard=false", "train.animation=false",
+            *overrides])
+        t0, c0 = time.perf_counter(), time.process_time()
+        run = ganforge.train(cfg, data=train_lines)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        s = ganforge.load(run.out)
+
+    def sample(n: int, temperature: float) -> list[str]:
+        return s.sample(n, seed=seed, temperature=temperature or None)
+
+    sample.stats = {"steps": run.step, "seconds": seconds, "cpu_seconds": cpu, "steps_per_s": run.step / seconds,
+                    "g_params": sum(p.numel() for p in run.G.parameters()),
+                    "d_params": sum(p.numel() for p in run.D.parameters())}
     return sample
 
 
@@ -232,7 +224,7 @@ def save_curves(results: dict[str, dict[str, dict]], real: tuple[float, float], 
 def main() -> None:
     """Train the three models on one split, sweep temperatures, print the table, write JSON and PNG."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=int(TEXT_RECIPE["train.steps"]), help="GAN G updates")
+    ap.add_argument("--steps", type=int, default=0, help="GAN G updates (0: the text preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/text-bench")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in under a minute")
@@ -240,23 +232,27 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     lines = surnames()
-    recipe = dict(TEXT_RECIPE)
+    from ganforge import config
+
+    preset = config.load_preset(TEXT_PRESET)
+    args.steps = args.steps or preset.train.steps
+    overrides: list[str] = []
     if args.quick:  # 2,000 names, a small G and D, a few steps
         lines = lines[:2000]
         args.steps = min(args.steps, 30)
-        recipe.update({"model.g.channels": 16, "model.d.channels": 16, "model.g.blocks": 1, "model.d.blocks": 1,
-                       "train.d_steps": 1})
+        overrides = ["model.g.channels=16", "model.d.channels=16", "model.g.blocks=1", "model.d.blocks=1",
+                     "train.d_steps=1"]
     data = prepare_text("names", lines, holdout=0.2, seed=0)
     n = min(len(data.holdout_lines), 10_000)
     print(f"names: {data.report}; {n} samples per temperature", flush=True)
 
     t0 = time.perf_counter()
-    gan = train_gan(data.train_lines, args.steps, args.seed, recipe)
+    gan = train_gan(data.train_lines, args.steps, args.seed, data.max_len, overrides)
     print(f"GAN: {gan.stats} ({time.perf_counter() - t0:.0f} s)", flush=True)
     lstm = train_lstm(data.train_lines, gan.stats["g_params"], gan.stats["cpu_seconds"], args.seed)
     print(f"LSTM: {lstm.stats}", flush=True)
     samplers = {"GAN": gan, "5-gram": ngram_sampler(data.train_lines, args.seed), "LSTM": lstm}
-    default_t = float(recipe["sample.temperature"])
+    default_t = 0.0  # ganforge sample's default: the most likely token per position
     temps = {"GAN": tuple(sorted({*TEMPERATURES, default_t})), "5-gram": TEMPERATURES, "LSTM": TEMPERATURES}
     results = {name: sweep(s, data.train_lines, data.holdout_lines, n, temps[name]) for name, s in samplers.items()}
 
@@ -270,7 +266,8 @@ def main() -> None:
     summary = summarize(results, default_t)
     print("\n" + "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
 
-    record = {"args": vars(args), "recipe": recipe, "data": data.report, "n_samples": n,
+    record = {"args": vars(args), "preset": config.to_dict(preset), "overrides": overrides, "data": data.report,
+              "n_samples": n,
               "stats": {"GAN": gan.stats, "LSTM": lstm.stats}, "results": results, "summary": summary}
     fsio.atomic_write_text(out / "results.json", json.dumps(record, indent=1))
     title = (f"census surnames, 80/20 split: GAN {gan.stats['steps']} steps in {gan.stats['cpu_seconds']:.0f} "

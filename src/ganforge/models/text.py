@@ -70,9 +70,13 @@ class TextGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token probabilities (B, max_len, V); unconditional, so `y` is ignored (the interface of every G)."""
+        """Token probabilities (B, max_len, V); unconditional, so `y` is ignored (the interface of every G).
+
+        mode "gumbel" draws straight-through one-hots in training mode only; in eval mode both modes return the
+        softmax, which sampling decodes (argmax, or a draw at a temperature).
+        """
         logits = self.logits(z)  # (B, L, V)
-        if self.mode == "softmax":
+        if self.mode == "softmax" or not self.training:  # eval: the distribution itself, for decoding
             return torch.softmax(logits, dim=-1)
         return gumbel_softmax_st(logits, self.tau, generator)
 
