@@ -77,6 +77,12 @@ def test_train_sample_eval_through_the_cli(table_run, tmp_path, capsys):
     assert 0 <= result["metrics"]["quality"] <= 1 and result["provenance"]["data_family"] == "tables"
     assert set(result["metrics"]["quality_columns"]) == set(real.columns)
 
+    # a file of rows made elsewhere, measured against the run's data
+    assert main(["eval", str(out), "--samples", str(synth), "-n", "500", "--metrics", "quality"]) == 0
+    from_file = json.loads((out / "eval" / "samples_synthetic.json").read_text())
+    assert from_file["metrics"]["quality"] == pytest.approx(result["metrics"]["quality"], abs=0.1)
+    assert from_file["provenance"]["samples_file"] == str(synth)
+
 
 def test_python_api_with_a_dataframe(tmp_path):
     cfg = config.apply_overrides(config.load_preset("table"), TINY_TABLE + [
