@@ -205,3 +205,21 @@ def test_cond_acc_user_errors(monkeypatch, cond_dir, run_dir, tmp_path):
     with pytest.raises(ConfigError, match="--metrics: cond_acc needs a run conditioned on the digit classifier's 10 "
                                           "classes, not 5"):
         evaluate.evaluate(tmp_path, metrics=["cond_acc"], n=100)
+
+
+def test_a_write_cut_short_leaves_the_old_result(run_dir, tmp_path, monkeypatch):
+    """`ganforge eval` writes its JSON beside the target and renames it: a failure half way keeps the old file."""
+    from ganforge import fsio
+
+    out = tmp_path / "eval.json"
+    out.write_text('{"old": true}\n')
+    real_replace = fsio.os.replace
+
+    def cut(src, dst):  # the new file is complete on disk, then the rename fails (a kill, a full disk)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fsio.os, "replace", cut)
+    with pytest.raises(fsio.WriteError, match="No space left on device"):
+        evaluate.evaluate(run_dir, n=50, out=out)
+    monkeypatch.setattr(fsio.os, "replace", real_replace)
+    assert out.read_text() == '{"old": true}\n' and [p.name for p in tmp_path.iterdir()] == ["eval.json"]

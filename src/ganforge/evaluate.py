@@ -20,7 +20,7 @@ import scipy
 import torch
 
 import ganforge
-from ganforge import config
+from ganforge import config, fsio
 from ganforge.config import ConfigError
 from ganforge.data import DATASETS, FAMILIES, Dataset, load_dataset
 from ganforge.data.user import check_same_source
@@ -238,7 +238,7 @@ def evaluate(run: str | Path | None = None, samples: str | Path | None = None, r
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        fsio.atomic_write_text(out, json.dumps(result, indent=2) + "\n")  # a kill never leaves half a file
         result["path"] = str(out)
     return result
 
