@@ -99,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(init_from(run, args.init), file=sys.stderr)
             run.init_from = str(Path(args.init).resolve())
     train.train(run=run)
-    if run.par is None or run.par.main:  # under torchrun: once, from rank 0
+    par = getattr(run, "par", None)
+    if par is None or par.main:  # under torchrun: once, from rank 0
         print(train.main_message(run))
     return 0
 
