@@ -124,7 +124,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _check_truncation(args.truncation)
     s = ganforge.load(args.run, ema=args.ema)
     options = _family_options(s, args)
-    if options or s.family.name in ("tables", "text"):
+    if s.family.decoded:
         return _sample_decoded(s, args, n, seed, options)
     if seeds is not None:
         label = _class_index(s, args.label, args.run)
@@ -157,11 +157,9 @@ def _family_options(s, args) -> dict:
         if name == "where":
             options["where"] = parse_where(value)
         elif name == "temperature":
-            if value < 0:
-                raise ConfigError(f"--temperature must be at least 0 (0: the most likely token), got {value}")
-            options["temperature"] = value
+            options["temperature"] = value  # its range is the family's to check (Sampler.sample)
     for flag in ("seeds", "label", "truncation"):
-        if getattr(args, flag) is not None and s.family.name in ("tables", "text"):
+        if getattr(args, flag) is not None and s.family.decoded:
             raise ConfigError(f"--{flag}: not an option for {s.family.name} samples")
     return options
 

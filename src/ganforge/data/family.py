@@ -38,6 +38,7 @@ class Family:
     walkable = True  # `ganforge interpolate` can picture a walk through G's noise
     indexed = True  # real batches are shuffled epochs of the data (IndexSampler); False: drawn with replacement
     sample_options = ("truncation",)  # options of Sampler.sample this family takes (beyond n, seed, y)
+    decoded = False  # samples decode to something other than a tensor (a DataFrame, lines): no labels or seeds
 
     # ---- networks and the training step -------------------------------------------------------
     def generator(self, cfg: ModelConfig, shape: tuple[int, ...], num_classes: int, state: dict) -> nn.Module:

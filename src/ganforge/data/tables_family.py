@@ -87,6 +87,7 @@ class Tables(Family):
     arches = ("ctgan",)
     sample_suffixes = (".csv", ".tsv", ".parquet")
     walkable = False
+    decoded = True
     indexed = False  # rows are drawn with replacement to match condition vectors: a batch may exceed the table
     sample_options = ("where",)
 
@@ -117,8 +118,7 @@ class Tables(Family):
         kinds = transform.kinds
         matrix = transform.transform(train, seed=seed)  # (N, D)
         cond = ConditionSampler(transform, matrix)
-        counts = [cond._t["counts"][o : o + s.width].tolist() for o, s in zip(cond._starts, cond.spans, strict=True)]
-        meta = {"transform": transform.to_json(), "cond_counts": counts, "target": cfg.target}
+        meta = {"transform": transform.to_json(), "cond_counts": cond.value_counts(), "target": cfg.target}
         report = [f"table {name}: {len(df):,} rows x {len(df.columns)} columns ("
                   + ", ".join(f"{c} {k}" for c, k in kinds.items())
                   + f"); {len(train):,} train, {len(hold):,} holdout; "
@@ -189,14 +189,15 @@ class Tables(Family):
         if y is not None:
             raise ValueError("labels given, but a table generator is conditioned by `where`, not labels")
         conds = self._conditions(s.family_state)
-        transform = conds.transform
-        for column, value in (where or {}).items():
-            transform.category_index(column, value)  # ConfigError: unknown column, not categorical, unknown value
+        transform, where = conds.transform, where or {}
+        # the category of each fixed column (ConfigError: unknown column, not categorical, unknown value)
+        index = {column: transform.category_index(column, value) for column, value in where.items()}
+        for column, i in index.items():
             k = conds.column(column)
-            if k is not None and conds.counts[k][transform.category_index(column, value)] == 0:
-                raise ConfigError(f"--where: no training row has {column}={value!r}; G cannot be asked for it")
+            if k is not None and conds.counts[k][i] == 0:
+                raise ConfigError(f"--where: no training row has {column}={where[column]!r}; G cannot be asked for it")
         n, kept, drawn, tries = len(z), [], 0, 0
-        fixed = next((c for c in (where or {}) if conds.column(c) is not None), None)
+        fixed = next((c for c in where if conds.column(c) is not None), None)
         while sum(len(d) for d in kept) < n:
             if tries == WHERE_MAX_TRIES:
                 raise ConfigError(f"--where: after {drawn:,} rows drawn only {sum(len(d) for d in kept):,} matched "
@@ -204,8 +205,8 @@ class Tables(Family):
             zz = z if tries == 0 else torch.randn(z.shape, generator=gen)
             cond = conds.fixed(fixed, where[fixed], n) if fixed else conds.original(n, gen)
             df = transform.inverse(self._rows(s.G, zz, cond, gen, batch).numpy())
-            for column, value in (where or {}).items():
-                df = df[_matches(df[column], transform.category_index(column, value), transform, column)]
+            for column, i in index.items():
+                df = df[_matches(df[column], i, transform, column)]
             drawn, tries = drawn + n, tries + 1
             kept.append(df)
         s.acceptance = sum(len(d) for d in kept) / drawn
@@ -228,7 +229,7 @@ class Tables(Family):
 
         synth = data.extra["transform"].inverse(samples.float().cpu().numpy())
         real = data.extra["train"]
-        real = real.sample(min(len(real), 5000), random_state=0) if len(real) > 5000 else real
+        real = real.sample(5000, random_state=0) if len(real) > 5000 else real
         return save_table_picture(real, synth, data.extra["kinds"], path, title)
 
     def watch(self, samples, data) -> tuple[dict, list[str]]:
@@ -256,10 +257,7 @@ class Tables(Family):
             raise _bad_suffix(self, out)
         from ganforge import fsio
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if suffix in (".csv", ".tsv"):
-            fsio.atomic_write_text(out, samples.to_csv(index=False, sep="," if suffix == ".csv" else "\t"))
-        elif suffix == ".parquet":
+        if suffix == ".parquet":
             import io
 
             buf = io.BytesIO()
@@ -267,9 +265,9 @@ class Tables(Family):
                 samples.to_parquet(buf, index=False)
             except ImportError:
                 raise ConfigError("--out: writing Parquet needs pyarrow (pip install pyarrow); or write .csv") from None
-            fsio.atomic_write_bytes(out, buf.getvalue())
+            fsio.atomic_write_bytes(out, buf.getvalue())  # parent folders are made by the atomic write
         else:
-            raise ConfigError("--out: a table's rows are written as .csv, .tsv or .parquet (they hold text)")
+            fsio.atomic_write_text(out, samples.to_csv(index=False, sep="," if suffix == ".csv" else "\t"))
         return f"{len(samples):,} rows to {out}"
 
 

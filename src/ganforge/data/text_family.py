@@ -36,6 +36,7 @@ class Text(Family):
     arches = ("textcnn",)
     sample_suffixes = (".txt",)
     walkable = False
+    decoded = True
     sample_options = ("temperature",)
 
     # ---- loading ---------------------------------------------------------------------------------
@@ -109,9 +110,9 @@ class Text(Family):
 
         if y is not None:
             raise ValueError("labels given, but a text generator is not conditional")
-        probs = s._generate(z, None, batch)  # (n, L, V)
         if temperature is not None and temperature < 0:
             raise ConfigError(f"--temperature must be at least 0 (0: the most likely token), got {temperature}")
+        probs = s._generate(z, None, batch)  # (n, L, V)
         idx = decode_samples(probs, temperature or None, gen if gen is not None else torch.Generator().manual_seed(0))
         return X.Vocab.from_json(s.family_state["vocab"]).decode(idx)
 
@@ -147,7 +148,6 @@ class Text(Family):
 
         if out.suffix.lower() != ".txt":
             raise _bad_suffix(self, out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         fsio.atomic_write_text(out, "".join(line + "\n" for line in samples))
         return f"{len(samples):,} lines to {out}"
 

@@ -222,6 +222,11 @@ class ConditionSampler:
         row = torch.randint(self.n_rows, (batch,), generator=generator, device=self.device)
         return self._one_hot(self._t["offsets"][span] + self._t["values"][row, span])
 
+    def value_counts(self) -> list[list[int]]:
+        """Training rows holding each value of each conditioning span: one list per span (JSON-ready)."""
+        counts = self._t["counts"].tolist()
+        return [counts[o : o + s.width] for o, s in zip(self._starts, self.spans, strict=True)]
+
     def sample_cond_for(self, column: str, value: Any, batch: int = 1) -> Tensor:
         """The fixed condition vector (batch, cond_dim) for `column == value` (--where column=value)."""
         index = self.transform.category_index(column, value)  # ConfigError for unknown column/value
