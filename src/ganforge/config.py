@@ -64,14 +64,15 @@ class DataConfig:
 
 @dataclass
 class NetConfig:
-    arch: str = "mlp"  # network family: mlp, dcgan, ctgan (tables) or textcnn (text)
+    arch: str = "mlp"  # network family: mlp, dcgan, ctgan (tables), textcnn or textrnn (text; textrnn: G only)
     hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp, ctgan: width of each hidden layer
     activation: str = "relu"  # hidden activation: relu, leaky_relu, elu, gelu, silu, tanh
     leaky_slope: float = 0.2  # negative slope of leaky_relu
     dropout: float = 0.0  # dropout after each hidden activation (0 = none)
     norm: str = "none"  # normalisation after each hidden layer: none, batch, layer
-    channels: int = 64  # dcgan: width of the widest conv layer; textcnn: width of every conv layer
-    blocks: int = 0  # dcgan: extra 3x3 stride-1 conv layers at each resolution; textcnn: residual blocks
+    channels: int = 64  # dcgan: width of the widest conv layer; textcnn: of every conv layer; textrnn: the LSTM's
+    blocks: int = 0  # dcgan: extra 3x3 stride-1 conv layers at each resolution; textcnn: residual blocks;
+    # textrnn: LSTM layers (at least 1)
     fc: list[int] = field(default_factory=list)  # dcgan: hidden linear layers z -> fc -> convs (G), convs -> fc (D)
     spectral_norm: bool = False  # spectral normalisation on every weight layer (D only, usually)
     minibatch: str = "none"  # D only: none, discrimination (Salimans 2016), stddev (Karras 2018)
@@ -90,7 +91,7 @@ class ModelConfig:
     latent_components: int = 0  # DeLiGAN mixture latent: G's noise from K disjoint Gaussian blobs (0 = off)
     latent_std: float = 0.1  # std of each blob of the mixture latent (its means are N(0, I) draws)
     tau: float = 0.2  # tables and text: temperature of G's Gumbel-softmax one-hot heads
-    text_head: str = "softmax"  # text: G's output: softmax (Gulrajani et al. 2017) or gumbel (straight-through)
+    text_head: str = "softmax"  # textcnn G: its output: softmax (Gulrajani et al. 2017) or gumbel (straight-through)
     sync_bn: bool = False  # torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA), not per process
 
 
@@ -114,6 +115,7 @@ class LossConfig:
     reg_every: int = 1  # lazy regularisation: the penalty every k-th D step, scaled by k (Karras et al. 2020)
     aux_weight: float = 1.0  # acgan: weight of the auxiliary classification loss, for D and G
     aux_fake: bool = False  # acgan: D's class loss also covers generated samples (the paper's L_C)
+    mle_weight: float = 0.0  # textrnn G: weight of its NLL of the real batch (nats/token) added to G's loss
 
 
 @dataclass
@@ -122,6 +124,7 @@ class TrainConfig:
     epochs: float = 0.0  # passes over the dataset, used when steps is 0
     batch_size: int = 64  # samples per D and G step
     d_steps: int = 1  # D updates per G update
+    mle_steps: int = 0  # textrnn G: the first steps train G by maximum likelihood alone (D waits), then the GAN
     augment: str = ""  # DiffAugment policy on D's inputs, real and fake, e.g. "color,translation,cutout"
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, real and fake (0 = off)
     instance_noise_steps: int = 0  # decay instance_noise linearly to 0 over this many steps (0 = constant)
@@ -184,7 +187,8 @@ def _norms_by_arch() -> dict[str, tuple[str, ...]]:
     """model.*.norm by model.*.arch: the mlp normalises features (1d), dcgan feature maps (2d)."""
     from ganforge.models import layers
 
-    return {"mlp": tuple(layers.NORMS_1D), "dcgan": tuple(layers.NORMS_2D), "ctgan": ("none",), "textcnn": ("none",)}
+    return {"mlp": tuple(layers.NORMS_1D), "dcgan": tuple(layers.NORMS_2D), "ctgan": ("none",), "textcnn": ("none",),
+            "textrnn": ("none",)}
 
 
 def _all_norms() -> tuple[str, ...]:
@@ -243,7 +247,8 @@ POSITIVE = dict(lo=0, lo_open=True)
 NON_NEGATIVE = dict(lo=0)
 FRACTION = dict(lo=0, hi=1, hi_open=True)  # [0, 1)
 ON_DCGAN = Effect("model.*.arch", lambda: ("dcgan",))
-ON_CONV = Effect("model.*.arch", lambda: ("dcgan", "textcnn"))
+ON_CONV = Effect("model.*.arch", lambda: ("dcgan", "textcnn", "textrnn"))
+ON_TEXTRNN = Effect("model.g.arch", lambda: ("textrnn",))
 
 RULES: dict[str, Rule] = {
     "data.std": Rule(**POSITIVE),
@@ -280,7 +285,7 @@ RULES: dict[str, Rule] = {
     "model.latent_components": Rule(**NON_NEGATIVE, max=WIDTH_MAX),
     "model.latent_std": Rule(**POSITIVE, effect=Effect("model.latent_components")),
     "model.tau": Rule(**POSITIVE),
-    "model.text_head": Rule(choices=_names("models.text", "MODES")),
+    "model.text_head": Rule(choices=_names("models.text", "MODES"), effect=Effect("model.g.arch", lambda: ("textcnn",))),
     "*_optim.lr": Rule(**NON_NEGATIVE),
     "*_optim.beta1": Rule(**FRACTION),
     "*_optim.beta2": Rule(**FRACTION),
@@ -293,10 +298,12 @@ RULES: dict[str, Rule] = {
     "loss.reg_every": Rule(**POSITIVE, max=2**20,
                            effect=Effect("loss.regularizer", _names("regularizers", "REGULARIZERS"))),
     "loss.aux_*": Rule(**NON_NEGATIVE, effect=Effect("model.conditional", lambda: ("acgan",))),
+    "loss.mle_weight": Rule(**NON_NEGATIVE, max=1e6, effect=ON_TEXTRNN),
     "train.steps": Rule(**NON_NEGATIVE, max=2**40),
     "train.epochs": Rule(**NON_NEGATIVE, max=1e6),  # no effect when train.steps is set: documented precedence
     "train.batch_size": Rule(**POSITIVE, max=BATCH_MAX),
     "train.d_steps": Rule(**POSITIVE, max=2**16),
+    "train.mle_steps": Rule(**NON_NEGATIVE, max=2**40, effect=ON_TEXTRNN),
     "train.augment": Rule(check=_check_augment),
     "train.instance_noise": Rule(**NON_NEGATIVE),
     "train.instance_noise_steps": Rule(**NON_NEGATIVE, effect=Effect("train.instance_noise")),

@@ -341,6 +341,8 @@ def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Te
         extra = run.data.family.g_loss(run, y_g)  # tables: G honours its condition (CTGAN's cross-entropy)
         if extra is not None:
             loss_g = loss_g + extra
+        if cfg.loss.mle_weight:  # text's LSTM G: its NLL of the real batch keeps it close to the lines
+            loss_g = loss_g + cfg.loss.mle_weight * run.data.family.nll(run, real)
     run.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     gn = _grad_norm(run.G) if grad_norm else None
@@ -349,6 +351,23 @@ def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Te
     if run.G_ema is not None:
         _ema_update(run.G_ema, run.G, cfg.model.ema if run.step + 1 > cfg.model.ema_start else 0.0)
     return {"loss_g": loss_g.detach(), "grad_norm_g": gn}
+
+
+def mle_step(run: Run, grad_norm: bool) -> tuple[dict, dict]:
+    """One G update by maximum likelihood on a real batch, D untouched (train.mle_steps: text's LSTM G learns the
+    lines before D trains it). Returns the (d, g) records of a GAN step, D's values zero."""
+    real, y_real = run.batches.next()
+    loss = run.data.family.nll(run, real)
+    run.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    gn = _grad_norm(run.G) if grad_norm else None
+    run.opt_g.step()
+    if run.G_ema is not None:
+        _ema_update(run.G_ema, run.G, run.cfg.model.ema if run.step + 1 > run.cfg.model.ema_start else 0.0)
+    zero = torch.zeros((), device=run.device)
+    d = {"loss_d": zero, "d_real": zero, "d_fake": zero, "real": real, "y_real": y_real,
+         "grad_norm_d": zero if grad_norm else None}
+    return d, {"loss_g": loss.detach(), "grad_norm_g": gn}
 
 
 MAX_ROLLBACKS = 3  # train.on_nan = "rollback": returns to the last checkpoint before training stops
@@ -416,9 +435,12 @@ def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None)
             _set_lr(run, lr_factor(t.lr_decay, t.lr_decay_start, run.step, run.total))
         std = noise_std(run.step, t.instance_noise, t.instance_noise_steps)
         with run.rng.active():
-            for i in range(t.d_steps):
-                d = d_step(run, r, std, i, log_now)
-            g = g_step(run, r, std, d["real"], d["y_real"], log_now)
+            if step <= t.mle_steps:  # text's LSTM G: maximum likelihood first, D waits
+                d, g = mle_step(run, log_now)
+            else:
+                for i in range(t.d_steps):
+                    d = d_step(run, r, std, i, log_now)
+                g = g_step(run, r, std, d["real"], d["y_real"], log_now)
         run.step = step
 
         # ---- bookkeeping (tensors only; synchronise with the device only before writing something)
@@ -473,7 +495,8 @@ def _log_record(run: Run, d: dict, g: dict) -> dict:
     vals = (run.log_sums / run.log_count).tolist()
     run.log_sums.zero_()
     run.log_count = 0
-    return {"step": run.step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
+    mle = {"mle": True} if run.step <= run.cfg.train.mle_steps else {}  # loss_g is G's NLL, D untouched
+    return mle | {"step": run.step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
             "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
             "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"]}
 

@@ -9,6 +9,7 @@ from ganforge.models.text import (
     ResBlock1d,
     TextDiscriminator,
     TextGenerator,
+    TextRNNGenerator,
     decode_samples,
     gumbel_softmax_st,
     sequence_nll,
@@ -196,3 +197,63 @@ def test_wgan_gp_text_gan_learns_a_toy_language():
     assert after_valid > 0.75 and before_valid < 0.2
     assert m["real_nll"] < after_nll  # held-out real lines still score better than the GAN's samples
     assert len(set(lines)) > 5  # not collapsed onto one string
+
+
+def test_rnn_generator_writes_end_padded_one_hot_rows_from_z():
+    torch.manual_seed(0)
+    G = TextRNNGenerator(z_dim=9, vocab_size=4, max_len=6, dim=8).eval()
+    z = torch.randn(200, 9)
+    rows = G(z)
+    assert rows.shape == (200, 6, 4)
+    assert torch.equal(rows.sum(-1), torch.ones(200, 6)) and set(rows.unique().tolist()) == {0.0, 1.0}
+    idx = rows.argmax(-1)
+    ended = (idx == 0).cumsum(1) > 0
+    assert ended.any() and (idx[ended] == 0).all()  # the end token, then only end tokens, as in the real rows
+    assert torch.equal(G(z), rows)  # a function of z
+    assert not torch.equal(G(torch.randn(200, 9)), rows)
+    G.temperature = 0.0  # the most likely token: the first token depends on z only through the LSTM's state
+    greedy = G(z)
+    assert torch.equal(greedy, G(z)) and greedy.shape == rows.shape
+
+
+def test_rnn_generator_draws_from_its_softmax_by_inverse_cdf():
+    """Token t is drawn at the uniform Phi(z[:, t]): the first token's frequencies match its softmax."""
+    torch.manual_seed(0)
+    G = TextRNNGenerator(z_dim=3, vocab_size=5, max_len=3, dim=8).eval()
+    z = torch.randn(20000, 3)
+    z[:, 1:] = 0.0
+    G.init.weight.data.zero_()  # the first state no longer depends on z: one softmax for every sample
+    with torch.no_grad():
+        h, _ = G.lstm(G.embed.weight[:1][None], G._state(z[:1]))
+        p = torch.softmax(G.head(h[0, 0]), -1)
+    freq = torch.bincount(G(z)[:, 0].argmax(-1), minlength=5).float() / len(z)
+    torch.testing.assert_close(freq, p, atol=0.015, rtol=0)
+
+
+def test_rnn_generator_straight_through_gradient_reaches_every_step():
+    torch.manual_seed(0)
+    G = TextRNNGenerator(z_dim=5, vocab_size=4, max_len=5, dim=8).train()
+    rows = G(torch.randn(16, 5))
+    assert set(rows.detach().unique().tolist()) <= {0.0, 1.0}  # one-hot forward
+    (rows[:, -1, 1:] * torch.randn(16, 3)).sum().backward()  # a score of the last position only
+    assert G.embed.weight.grad.abs().sum() > 0  # reached through the tokens fed back
+    assert G.init.weight.grad.abs().sum() > 0
+
+
+def test_rnn_generator_nll_is_teacher_forced_cross_entropy():
+    torch.manual_seed(0)
+    G = TextRNNGenerator(z_dim=4, vocab_size=4, max_len=4, dim=8)
+    tokens, z = torch.tensor([[1, 2, 0, 0], [3, 3, 3, 3]]), torch.randn(2, 4)
+    state = G._state(z)
+    inp = torch.tensor([[0, 1, 2, 0], [0, 3, 3, 3]])
+    h, _ = G.lstm(G.embed(inp), state)
+    expected = sequence_nll(G.head(h), tokens)
+    torch.testing.assert_close(G.nll(tokens, z), expected)
+    torch.testing.assert_close(G(z, None, tokens=tokens), expected)  # through forward (DDP)
+
+
+def test_rnn_generator_errors():
+    with pytest.raises(ValueError, match="z_dim must be at least 6, got 5"):
+        TextRNNGenerator(z_dim=5, vocab_size=4, max_len=6)
+    with pytest.raises(ValueError, match="at least 1 layer"):
+        TextRNNGenerator(z_dim=8, vocab_size=4, max_len=6, layers=0)

@@ -81,6 +81,10 @@ class Family:
         """A term G's loss adds after its pass on labels `y` (tables: CTGAN's conditional cross-entropy)."""
         return None
 
+    def nll(self, run: Run, real: torch.Tensor) -> torch.Tensor:
+        """G's mean NLL of a real batch, for a G with a likelihood (text's LSTM G: train.mle_steps, loss.mle_weight)."""
+        raise NotImplementedError(f"{self.name} data: G has no likelihood")
+
     # ---- samples ------------------------------------------------------------------------------
     def generate(self, s: Sampler, z: torch.Tensor, y: torch.Tensor | None, gen: torch.Generator | None,
                  batch: int, **options: Any) -> Any:

@@ -33,7 +33,7 @@ class TokenBatches(InMemoryBatches):
 
 class Text(Family):
     name = "text"
-    arches = ("textcnn",)
+    arches = ("textcnn", "textrnn")
     sample_suffixes = (".txt",)
     walkable = False
     decoded = True
@@ -74,20 +74,33 @@ class Text(Family):
             raise ConfigError("model.conditional: text lines carry no class labels; set model.conditional = 'none'")
         if cfg.model.pack != 1:
             raise ConfigError("model.pack: packing is for flat rows (points, tables), not token sequences")
+        if cfg.model.d.arch != "textcnn":
+            raise ConfigError(f"model.d.arch: '{cfg.model.d.arch}' is a generator; text is read by textcnn")
+        if cfg.model.g.arch == "textrnn":
+            if cfg.model.g.blocks < 1:
+                raise ConfigError(f"model.g.blocks: the textrnn generator's LSTM layers, at least 1, got "
+                                  f"{cfg.model.g.blocks}")
+            if cfg.model.z_dim < data.shape[0]:
+                raise ConfigError(f"model.z_dim: the textrnn generator draws each of {data.shape[0]} tokens "
+                                  f"(max_len) from one noise coordinate; set z_dim to at least {data.shape[0]}")
 
     # ---- networks ----------------------------------------------------------------------------------
     def generator(self, cfg, shape, num_classes, state):
-        from ganforge.models.text import TextGenerator
+        from ganforge.models.text import TextGenerator, TextRNNGenerator
 
         length, vocab = shape
+        if cfg.g.arch == "textrnn":
+            return TextRNNGenerator(cfg.z_dim, vocab, length, dim=cfg.g.channels, layers=cfg.g.blocks)
         return TextGenerator(cfg.z_dim, vocab, length, dim=cfg.g.channels, blocks=cfg.g.blocks, mode=cfg.text_head,
                              tau=cfg.tau)
 
     def check_state(self, state, shape, weights) -> None:
         vocab, max_len = X.Vocab.from_json(state["vocab"]), int(state["max_len"])
         out, fc = weights.get("out.weight"), weights.get("fc.weight")
-        if (tuple(shape) != (max_len, len(vocab)) or out is None or out.shape[0] != len(vocab) or fc is None
-                or fc.shape[0] % max_len):
+        if "head.weight" in weights:  # the LSTM G: its sizes do not depend on max_len
+            out, fc = weights["head.weight"], None
+        if (tuple(shape) != (max_len, len(vocab)) or out is None or out.shape[0] != len(vocab)
+                or (fc is not None and fc.shape[0] % max_len) or (fc is None and "head.weight" not in weights)):
             raise ValueError(f"the saved vocabulary ({len(vocab)} tokens, max_len {max_len}) does not match the "
                              "generator's weights")
 
@@ -100,18 +113,31 @@ class Text(Family):
     def batches(self, data, sampler, streams, cfg, device):
         return TokenBatches(data, sampler, streams)
 
+    def nll(self, run, real):
+        """The LSTM G's mean NLL per token of one-hot real rows (B, L, V), given fresh noise."""
+        z = run.rng.randn("noise", run.cfg.train.batch_size, run.cfg.model.z_dim)  # this rank's share
+        return run.par.G(z, None, tokens=real.argmax(-1))
+
     def picture_count(self, cfg) -> int:
         return PICTURE_LINES
 
     # ---- samples -------------------------------------------------------------------------------------
     def generate(self, s, z, y, gen, batch, temperature: float | None = None, **options) -> list[str]:
-        """Lines of text: each position's argmax (temperature None or 0), else a draw at `temperature`."""
-        from ganforge.models.text import decode_samples
+        """Lines of text. The conv G: each position's argmax (temperature None or 0), else a draw at
+        `temperature`. The LSTM G draws token by token from z at `temperature` (None: 1; 0: the most likely)."""
+        from ganforge.models.text import TextRNNGenerator, decode_samples
 
         if y is not None:
             raise ValueError("labels given, but a text generator is not conditional")
         if temperature is not None and temperature < 0:
             raise ConfigError(f"--temperature must be at least 0 (0: the most likely token), got {temperature}")
+        if isinstance(s.G, TextRNNGenerator):
+            s.G.temperature = 1.0 if temperature is None else temperature
+            try:
+                rows = s._generate(z, None, batch)  # (n, L, V) one-hot
+            finally:
+                s.G.temperature = 1.0
+            return X.Vocab.from_json(s.family_state["vocab"]).decode(rows.argmax(-1))
         probs = s._generate(z, None, batch)  # (n, L, V)
         idx = decode_samples(probs, temperature or None, gen if gen is not None else torch.Generator().manual_seed(0))
         return X.Vocab.from_json(s.family_state["vocab"]).decode(idx)

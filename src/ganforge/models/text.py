@@ -81,6 +81,72 @@ class TextGenerator(nn.Module):
         return gumbel_softmax_st(logits, self.tau, generator)
 
 
+class TextRNNGenerator(nn.Module):
+    """z (B, z_dim) -> one-hot rows (B, max_len, V) written token by token by an LSTM: the autoregressive G.
+
+    z sets the LSTM's first state, and token t is drawn from the LSTM's softmax by inverse CDF at the uniform
+    Phi(z[:, t]): G is a function of z (the fixed noise's pictures and `ganforge sample --seed` repeat; z_dim must
+    be at least max_len). In training the one-hot carries the softmax's straight-through gradient (Bengio et al.
+    2013) back through every earlier token, so D only ever reads one-hot rows. After the end token every position
+    is the end token, as in the real rows. Its likelihood `nll(tokens, z)` lets G learn by maximum likelihood
+    first and keeps it anchored to the real lines while D trains it (train.mle_steps, loss.mle_weight).
+    """
+
+    def __init__(self, z_dim: int, vocab_size: int, max_len: int, dim: int = 128, layers: int = 1):
+        super().__init__()
+        _check_sizes(vocab_size, max_len, dim, 1)
+        if layers < 1:
+            raise ValueError(f"layers: an LSTM needs at least 1 layer, got {layers}")
+        if z_dim < max_len:
+            raise ValueError(f"model.z_dim: the textrnn generator draws each of {max_len} tokens from one noise "
+                             f"coordinate, so z_dim must be at least {max_len}, got {z_dim}")
+        self.z_dim, self.vocab_size, self.max_len, self.dim, self.layers = z_dim, vocab_size, max_len, dim, layers
+        self.temperature = 1.0  # eval mode: sampling temperature (0: the most likely token at each position)
+        self.embed = nn.Embedding(vocab_size, dim)  # index 0 (end) also starts every line
+        self.init = nn.Linear(z_dim, 2 * layers * dim)  # z -> the LSTM's first (h, c)
+        self.lstm = nn.LSTM(dim, dim, layers, batch_first=True)
+        self.head = nn.Linear(dim, vocab_size)
+
+    def _state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hc = torch.tanh(self.init(z)).view(len(z), 2, self.layers, self.dim).permute(1, 2, 0, 3)  # (2, layers, B, dim)
+        return hc[0].contiguous(), hc[1].contiguous()
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None,
+                tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """One-hot rows (B, max_len, V) for noise z; with `tokens` (B, max_len), their mean NLL per token instead
+        (teacher forcing, through forward so that DDP averages its gradient too). `y` is ignored."""
+        if tokens is not None:
+            return self.nll(tokens, z)
+        n, v = len(z), self.vocab_size
+        u = torch.special.ndtr(z[:, : self.max_len].float())  # (B, L) one uniform per position
+        temperature = 1.0 if self.training else self.temperature
+        end = F.one_hot(torch.zeros(n, dtype=torch.long, device=z.device), v).to(z.dtype)  # (B, V)
+        alive = torch.ones(n, 1, device=z.device, dtype=z.dtype)  # (B, 1) 0 once the end token was written
+        x, state, rows = self.embed.weight[:1].expand(n, -1), self._state(z), []  # x (B, dim): the start token
+        for t in range(self.max_len):
+            h, state = self.lstm(x[:, None], state)  # (B, 1, dim)
+            logits = self.head(h[:, 0])  # (B, V)
+            if temperature == 0:
+                p = torch.softmax(logits, dim=-1)
+                idx = logits.argmax(-1)
+            else:
+                p = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+                idx = (p.cumsum(-1) < u[:, t : t + 1]).sum(-1).clamp(max=v - 1)  # inverse CDF
+            hard = F.one_hot(idx, v).to(p.dtype)
+            tok = hard - p.detach() + p if self.training else hard  # straight-through in training
+            tok = alive * tok + (1 - alive) * end
+            rows.append(tok)
+            alive = alive * (1 - hard[:, :1])
+            x = tok @ self.embed.weight  # (B, V) @ (V, dim): the token just written is the next input
+        return torch.stack(rows, 1)  # (B, L, V)
+
+    def nll(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Mean nats per token of end-padded rows (B, L) given noise z (teacher forcing; as CharLSTM)."""
+        start = torch.zeros_like(tokens[:, :1])  # (B, 1)
+        h, _ = self.lstm(self.embed(torch.cat([start, tokens[:, :-1]], dim=1)), self._state(z))  # (B, L, dim)
+        return sequence_nll(self.head(h), tokens)
+
+
 class TextDiscriminator(nn.Module):
     """Token distributions (B, max_len, V), one-hot real or G's softmax -> (logits (B,), None)."""
 
