@@ -406,11 +406,12 @@ def _total_steps(records: list[dict], cfg: dict | None, total_steps: int | None)
 
 
 def diagnose(records: list[dict], cfg_dict: dict | None = None, total_steps: int | None = None) -> list[Finding]:
-    """All findings for these metric records (doctor records in the log are ignored) and config.
+    """All findings for these metric records (doctor records in the log, and the steps of a text run's LSTM G
+    learning by maximum likelihood before D trains, are ignored) and config.
 
     total_steps is the run's planned length (for the checks in GRACE); by default train.steps or the last step.
     """
-    records = [r for r in records if "doctor" not in r]
+    records = [r for r in records if "doctor" not in r and not r.get("mle")]
     cfg = _as_dict(cfg_dict)
     total = _total_steps(records, cfg, total_steps)
     findings = []
