@@ -1,14 +1,15 @@
 """Text benchmark on the census surnames (80/20 split): the GAN vs a character 5-gram LM vs a char LSTM LM.
 
-One run: the GAN (ganforge's `text` preset, trained by ganforge.train), a character 5-gram LM sampler (interpolated
-Kneser-Ney, metrics.text.NGramLM) and a character LSTM trained by maximum likelihood with about G's
-parameter count and the GAN's wall-clock. For each, a temperature sweep of forward NLL (quality: samples
+One run: the GAN (ganforge's `text` preset, trained by ganforge.train: an LSTM G that learns the lines by maximum
+likelihood first, then against a conv D), with --conv also the `text-cnn` preset (Gulrajani et al. 2017's conv
+GAN from scratch), a character 5-gram LM sampler (interpolated Kneser-Ney, metrics.text.NGramLM) and a character
+LSTM trained by maximum likelihood alone with about G's parameter count and the GAN's CPU time. For each, a temperature sweep of forward NLL (quality: samples
 under the 5-gram LM of the training lines) against reverse NLL (coverage: held-out lines under a 5-gram LM
 of the samples), copies, novelty, real held-out lines generated and JS divergence, measured by
 metrics.text.text_metrics on as many samples as held-out lines (at most 10,000). Prints a table and the
 acceptance ratios, writes results.json and curves.png to --out.
 
-    OMP_NUM_THREADS=1 python benchmarks/text.py --out runs/text-bench            # the full run (~20 min, one core)
+    OMP_NUM_THREADS=1 python benchmarks/text.py --conv --out runs/text-bench     # the full run (~35 min, one core)
     OMP_NUM_THREADS=1 python benchmarks/text.py --quick --out /tmp/text-quick     # a smoke test, < 1 minute
 """
 
@@ -31,6 +32,7 @@ from ganforge.models.text import CharLSTM, sequence_nll  # noqa: E402
 # The GAN is ganforge's `text` preset (src/ganforge/presets/text.toml), trained by ganforge's own loop; the
 # recipe was found with the standalone prototype in text_recipe.py (benchmarks/text_notes.md).
 TEXT_PRESET = "text"
+CONV_PRESET = "text-cnn"
 TEMPERATURES = (0.5, 0.7, 0.8, 0.9, 1.0, 1.2)
 SHOW = ("copies", "novel", "unique", "novel_real", "jsd_mean", "len_w1", "fwd_nll", "rev_nll")
 Sampler = Callable[[int, float], list[str]]
@@ -42,17 +44,21 @@ def _encode(train_lines: list[str]) -> tuple[Vocab, torch.Tensor]:
     return vocab, vocab.encode(train_lines, max(len(line) for line in train_lines))
 
 
-def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overrides: list[str] = ()) -> Sampler:
-    """ganforge's `text` preset trained on `train_lines` (all of them: the holdout is the benchmark's) for `steps`
-    G updates by `ganforge.train`; returns sample(n, temperature) (T = 0: argmax) with `.stats`."""
+def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overrides: list[str] = (),
+              preset: str = TEXT_PRESET) -> Sampler:
+    """ganforge's `preset` trained on `train_lines` (all of them: the holdout is the benchmark's) for `steps` G
+    updates (0: the preset's) by `ganforge.train`; returns sample(n, temperature) (T = 0: the most likely token)
+    with `.stats`."""
     import tempfile
 
     import ganforge
     from ganforge import config
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = config.apply_overrides(config.load_preset(TEXT_PRESET), [
-            "data.holdout=0", f"data.max_len={max_len}", f"train.steps={steps}", f"train.seed={seed}",
+        cfg = config.load_preset(preset)
+        cfg = config.apply_overrides(cfg, [
+            "data.holdout=0", f"data.max_len={max_len}", f"train.steps={steps or cfg.train.steps}",
+            f"train.seed={seed}",
             f'train.out="{tmp}/run"', 'train.progress="lines"', "train.tensorboard=false", "train.animation=false",
             *overrides])
         t0, c0 = time.perf_counter(), time.process_time()
@@ -61,9 +67,10 @@ def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overr
         s = ganforge.load(run.out)
 
     def sample(n: int, temperature: float) -> list[str]:
-        return s.sample(n, seed=seed, temperature=temperature or None)
+        return s.sample(n, seed=seed, temperature=temperature)
 
-    sample.stats = {"steps": run.step, "seconds": seconds, "cpu_seconds": cpu, "steps_per_s": run.step / seconds,
+    sample.default_t = 1.0 if cfg.model.g.arch == "textrnn" else 0.0  # ganforge sample's default temperature
+    sample.stats = {"steps": run.step, "mle_steps": min(cfg.train.mle_steps, run.step), "seconds": seconds, "cpu_seconds": cpu, "steps_per_s": run.step / seconds,
                     "g_params": sum(p.numel() for p in run.G.parameters()),
                     "d_params": sum(p.numel() for p in run.D.parameters())}
     return sample
@@ -171,6 +178,8 @@ def summarize(results: dict[str, dict[str, dict]], default_t: float) -> dict:
 
     novel_real / copies is the share of real held-out lines per training line copied: a model that had
     learned the population of names without favouring its training lines would score holdout/train = 0.25.
+    `*_novel_filtered` is novel_real once verbatim training lines are dropped (`ganforge sample --novel`):
+    novel_real / (1 - copies).
     """
     g_def, ng1 = results["GAN"][f"{default_t:g}"], results["5-gram"]["1"]
     summary = {
@@ -182,6 +191,8 @@ def summarize(results: dict[str, dict[str, dict]], default_t: float) -> dict:
         "novel_real_ratio_gan_over_ngram": g_def["novel_real"] / max(ng1["novel_real"], 1e-12),
         "gan_novel_real_per_copy": g_def["novel_real"] / max(g_def["copies"], 1e-12),
         "ngram_novel_real_per_copy_t1": ng1["novel_real"] / max(ng1["copies"], 1e-12),
+        "gan_novel_filtered": g_def["novel_real"] / (1 - g_def["copies"]),
+        "ngram_novel_filtered_t1": ng1["novel_real"] / (1 - ng1["copies"]),
         "ngram_novel_real_at_gan_copies": at_copies(results["5-gram"], g_def["copies"]),
         "lstm_novel_real_at_gan_copies": at_copies(results["LSTM"], g_def["copies"]),
         "gan_rev_gap_to_lstm": rev_gap(results["GAN"], results["LSTM"]),
@@ -189,6 +200,8 @@ def summarize(results: dict[str, dict[str, dict]], default_t: float) -> dict:
         "goal_copies_le_15pct": g_def["copies"] <= 0.15,
         "goal_novel_real_gt_ngram": g_def["novel_real"] > ng1["novel_real"],
     }
+    if "GAN (conv)" in results:
+        summary["conv_gan_rev_gap_to_lstm"] = rev_gap(results["GAN (conv)"], results["LSTM"])
     summary["goal_reaches_lstm_curve"] = summary["gan_rev_gap_to_lstm"] <= 0.0
     return summary
 
@@ -222,11 +235,12 @@ def save_curves(results: dict[str, dict[str, dict]], real: tuple[float, float], 
 
 
 def main() -> None:
-    """Train the three models on one split, sweep temperatures, print the table, write JSON and PNG."""
+    """Train the models on one split, sweep temperatures, print the table, write JSON and PNG."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=0, help="GAN G updates (0: the text preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/text-bench")
+    ap.add_argument("--conv", action="store_true", help="also the text-cnn preset: the conv GAN from scratch")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in under a minute")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -235,43 +249,50 @@ def main() -> None:
     from ganforge import config
 
     preset = config.load_preset(TEXT_PRESET)
-    args.steps = args.steps or preset.train.steps
-    overrides: list[str] = []
+    overrides: dict[str, list[str]] = {TEXT_PRESET: [], CONV_PRESET: []}
     if args.quick:  # 2,000 names, a small G and D, a few steps
         lines = lines[:2000]
-        args.steps = min(args.steps, 30)
-        overrides = ["model.g.channels=16", "model.d.channels=16", "model.g.blocks=1", "model.d.blocks=1",
-                     "train.d_steps=1"]
+        args.steps = min(args.steps or 30, 30)
+        small = ["model.g.channels=16", "model.d.channels=16", "model.g.blocks=1", "model.d.blocks=1",
+                 "train.d_steps=1"]
+        overrides = {TEXT_PRESET: [*small, "train.mle_steps=20"], CONV_PRESET: small}
     data = prepare_text("names", lines, holdout=0.2, seed=0)
     n = min(len(data.holdout_lines), 10_000)
     print(f"names: {data.report}; {n} samples per temperature", flush=True)
 
     t0 = time.perf_counter()
-    gan = train_gan(data.train_lines, args.steps, args.seed, data.max_len, overrides)
+    gan = train_gan(data.train_lines, args.steps, args.seed, data.max_len, overrides[TEXT_PRESET])
     print(f"GAN: {gan.stats} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    samplers = {"GAN": gan}
+    if args.conv:
+        t0 = time.perf_counter()
+        conv = train_gan(data.train_lines, args.steps, args.seed, data.max_len, overrides[CONV_PRESET], CONV_PRESET)
+        print(f"GAN (conv): {conv.stats} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        samplers["GAN (conv)"] = conv
     lstm = train_lstm(data.train_lines, gan.stats["g_params"], gan.stats["cpu_seconds"], args.seed)
     print(f"LSTM: {lstm.stats}", flush=True)
-    samplers = {"GAN": gan, "5-gram": ngram_sampler(data.train_lines, args.seed), "LSTM": lstm}
-    default_t = 0.0  # ganforge sample's default: the most likely token per position
-    temps = {"GAN": tuple(sorted({*TEMPERATURES, default_t})), "5-gram": TEMPERATURES, "LSTM": TEMPERATURES}
+    samplers |= {"5-gram": ngram_sampler(data.train_lines, args.seed), "LSTM": lstm}
+    default_t = gan.default_t
+    temps = {name: tuple(sorted({*TEMPERATURES, *([s.default_t] if hasattr(s, "default_t") else [])}))
+             for name, s in samplers.items()}
     results = {name: sweep(s, data.train_lines, data.holdout_lines, n, temps[name]) for name, s in samplers.items()}
 
     real = next(iter(results["GAN"].values()))
     print(f"\nreal held-out lines: fwd (real_nll) {real['real_nll']:.4f}, "
           f"rev (rev_nll_real) {real['rev_nll_real']:.4f}")
-    print(f"{'model':<7} {'T':>5} " + " ".join(f"{k:>10}" for k in SHOW))
+    print(f"{'model':<10} {'T':>5} " + " ".join(f"{k:>10}" for k in SHOW))
     for name, curve in results.items():
         for t, m in curve.items():
-            print(f"{name:<7} {t:>5} " + " ".join(f"{m[k]:10.4f}" for k in SHOW))
+            print(f"{name:<10} {t:>5} " + " ".join(f"{m[k]:10.4f}" for k in SHOW))
     summary = summarize(results, default_t)
     print("\n" + "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
 
+    stats = {name: s.stats for name, s in samplers.items() if hasattr(s, "stats")}
     record = {"args": vars(args), "preset": config.to_dict(preset), "overrides": overrides, "data": data.report,
-              "n_samples": n,
-              "stats": {"GAN": gan.stats, "LSTM": lstm.stats}, "results": results, "summary": summary}
+              "n_samples": n, "stats": stats, "results": results, "summary": summary}
     fsio.atomic_write_text(out / "results.json", json.dumps(record, indent=1))
-    title = (f"census surnames, 80/20 split: GAN {gan.stats['steps']} steps in {gan.stats['cpu_seconds']:.0f} "
-             "CPU s, LSTM the same CPU time")
+    title = (f"census surnames, 80/20 split: GAN {gan.stats['steps']} steps ({gan.stats['mle_steps']} by maximum "
+             f"likelihood) in {gan.stats['cpu_seconds']:.0f} CPU s, LSTM the same CPU time")
     save_curves(results, (real["real_nll"], real["rev_nll_real"]), out / "curves.png", title)
     print(f"wrote {out / 'results.json'} and {out / 'curves.png'}")
 

@@ -40,7 +40,7 @@ def text_run(tmp_path_factory):
     path.write_text("\n".join(name_lines()) + "\n\n", encoding="utf-8")
     out = folder / "run"
     assert main(["train", "--data", str(path), "--preset", "text", "--steps", "20", "--out", str(out),
-                 *_sets(TINY_TEXT)]) == 0
+                 *_sets(TINY_TEXT + ["train.mle_steps=10"])]) == 0  # half by maximum likelihood, half the GAN
     return path, out
 
 
@@ -81,7 +81,7 @@ def _train_lines(out) -> list[str]:
 
 
 def test_python_api_with_lines(tmp_path):
-    cfg = config.apply_overrides(config.load_preset("text"), TINY_TEXT + ["train.steps=6",
+    cfg = config.apply_overrides(config.load_preset("text"), TINY_TEXT + ["train.steps=6", "train.mle_steps=3",
                                                                           f'train.out="{tmp_path / "run"}"'])
     run = ganforge.train(cfg, data=name_lines(200, seed=2)[:-1])
     assert run.step == 6 and (tmp_path / "run" / "data.txt").is_file()
@@ -90,9 +90,9 @@ def test_python_api_with_lines(tmp_path):
     assert lines == ganforge.load(tmp_path / "run").sample(20, seed=1, temperature=0.9)
 
 
-def test_resume_is_bit_exact_and_export_samples_alike(text_run, tmp_path):
+def test_conv_gan_resumes_bit_exact_and_exports_samples_alike(text_run, tmp_path):
     path, _ = text_run
-    cut = assert_resume_is_bit_exact(["train", "--data", str(path), "--preset", "text", *_sets(TINY_TEXT)], 12,
+    cut = assert_resume_is_bit_exact(["train", "--data", str(path), "--preset", "text-cnn", *_sets(TINY_TEXT)], 12,
                                      tmp_path)
     assert main(["export", str(cut), "--out", str(tmp_path / "g.safetensors")]) == 0
     assert (ganforge.load(tmp_path / "g.safetensors").sample(30, seed=2, temperature=1.0)
@@ -100,7 +100,7 @@ def test_resume_is_bit_exact_and_export_samples_alike(text_run, tmp_path):
 
 
 def test_gumbel_head_trains(tmp_path):
-    cfg = config.apply_overrides(config.load_preset("text"), TINY_TEXT + [
+    cfg = config.apply_overrides(config.load_preset("text-cnn"), TINY_TEXT + [
         "train.steps=4", 'model.text_head="gumbel"', f'train.out="{tmp_path / "run"}"'])
     run = ganforge.train(cfg, data=name_lines(100)[:-1])
     assert run.step == 4 and len(ganforge.load(tmp_path / "run").sample(5, seed=0)) == 5
@@ -154,8 +154,7 @@ def test_a_csv_column_of_words(tmp_path):
     assert words <= set(WORDS[:6])
 
 
-TINY_RNN = TINY_TEXT + ["model.g.arch=textrnn", "model.g.channels=16", "model.g.blocks=1", "train.mle_steps=8",
-                        "loss.mle_weight=0.5"]
+TINY_RNN = TINY_TEXT + ["train.mle_steps=8", "loss.mle_weight=0.5"]  # the text preset's LSTM G
 
 
 def test_lstm_generator_resumes_bit_exact_across_its_likelihood_phase(text_run, tmp_path):
@@ -190,7 +189,8 @@ def test_lstm_generator_learns_the_lines_by_maximum_likelihood(tmp_path):
 
 
 @pytest.mark.parametrize("sets, message", [
-    (["train.mle_steps=5"], "train.mle_steps: 5 has no effect with model.g.arch = 'textcnn'"),
+    (["model.g.arch=textcnn", "train.mle_steps=5"], "train.mle_steps: 5 has no effect with model.g.arch = 'textcnn'"),
+    (["model.g.arch=textcnn", "loss.mle_weight=1"], "loss.mle_weight: 1.0 has no effect with model.g.arch = 'textcnn'"),
     (["model.g.arch=textrnn", "model.g.blocks=0"], "model.g.blocks: the textrnn generator's LSTM layers, at least 1"),
     (["model.g.arch=textrnn", "model.g.blocks=1", "model.z_dim=4"],
      "model.z_dim: the textrnn generator draws each of 5 tokens (max_len) from one noise coordinate"),

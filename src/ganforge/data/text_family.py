@@ -83,6 +83,10 @@ class Text(Family):
             if cfg.model.z_dim < data.shape[0]:
                 raise ConfigError(f"model.z_dim: the textrnn generator draws each of {data.shape[0]} tokens "
                                   f"(max_len) from one noise coordinate; set z_dim to at least {data.shape[0]}")
+        elif cfg.train.mle_steps or cfg.loss.mle_weight:  # kept from the text preset, whose G is the LSTM
+            raise ConfigError(f"train.mle_steps = {cfg.train.mle_steps}, loss.mle_weight = {cfg.loss.mle_weight}: "
+                              "maximum likelihood needs model.g.arch = 'textrnn'; set both to 0 or use --preset "
+                              "text-cnn")
 
     # ---- networks ----------------------------------------------------------------------------------
     def generator(self, cfg, shape, num_classes, state):
