@@ -31,6 +31,10 @@ ACGAN = QUIET + ['data.name="mnist-5k"', "data.limit=200", "model.z_dim=8", "mod
                  "train.steps=20", "train.log_every=5", "train.sample_every=0", "train.ckpt_every=0"]
 R1 = MLP + ['loss.regularizer="r1"', "loss.gamma=1.0", "loss.reg_every=2", "train.steps=20"]  # lazy R1
 WGAN_GP = MLP + ['loss.name="wgan"', 'loss.regularizer="wgan-gp"', "train.d_steps=2", "train.steps=20"]
+TEXT_RNN = QUIET + ["model.z_dim=8", 'model.g.arch="textrnn"', "model.g.channels=16", "model.g.blocks=1",
+                    'model.d.arch="textcnn"', "model.d.channels=16", "model.d.blocks=1", 'loss.name="wgan"',
+                    'loss.regularizer="wgan-gp"', "loss.mle_weight=0.5", "train.mle_steps=8", "train.steps=20",
+                    "train.batch_size=32", "train.log_every=5", "train.sample_every=0", "train.ckpt_every=0"]
 BN_DROPOUT = MLP + ['model.g.norm="batch"', "model.d.dropout=0.3", "model.ema=0.9", "train.steps=20"]  # per rank
 N = 10  # steps before and after a resume
 TOL = 1e-5
@@ -90,19 +94,26 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """1-process reference runs here; every 2-process run in one spawn of two gloo processes."""
     root = tmp_path_factory.mktemp("ddp")
     torch.set_num_threads(1)
+    lines = root / "lines.txt"  # made-up names: three letters of one word, two of another
+    words = ["anna", "bob", "carla", "dora", "emil", "fritz", "greta", "hugo"]
+    lines.write_text("".join(f"{a[:3]}{b[-2:]}\n" for a in words for b in words))
+    text_rnn = TEXT_RNN + [f'data.path="{lines}"']
     one = {
         "mlp": _one(MLP + ["train.steps=50"], root / "mlp-1"),
         "acgan": _one(ACGAN, root / "acgan-1"),
         "r1": _one(R1, root / "r1-1"),
         "wgan-gp": _one(WGAN_GP, root / "wgan-gp-1"),
+        "textrnn": _one(text_rnn, root / "textrnn-1"),
         "2n": _one(MLP + [f"train.steps={2 * N}"], root / "2n-1"),
         "n-then-2": _one(MLP + [f"train.steps={N}"], root / "n-then-2"),  # resumed below by 2 processes
     }
-    two = {name: root / f"{name}-2" for name in ("mlp", "acgan", "r1", "wgan-gp", "n-then-1", "bn-dropout")}
+    two = {name: root / f"{name}-2" for name in ("mlp", "acgan", "r1", "wgan-gp", "textrnn", "n-then-1",
+                                                      "bn-dropout")}
     jobs = [{"resume": False, "out": str(two["mlp"]), "overrides": MLP + ["train.steps=50"]},
             {"resume": False, "out": str(two["acgan"]), "overrides": ACGAN},
             {"resume": False, "out": str(two["r1"]), "overrides": R1},
             {"resume": False, "out": str(two["wgan-gp"]), "overrides": WGAN_GP},
+            {"resume": False, "out": str(two["textrnn"]), "overrides": text_rnn},
             {"resume": False, "out": str(two["n-then-1"]), "overrides": MLP + [f"train.steps={N}"]},
             {"resume": False, "out": str(two["bn-dropout"]), "overrides": BN_DROPOUT},
             {"resume": True, "out": str(one["n-then-2"]), "overrides": [f"train.steps={2 * N}"]}]
@@ -162,10 +173,11 @@ def test_resume_with_another_number_of_processes(runs):
         assert steps == [10, 20]  # each log step once, whoever wrote it
 
 
-@pytest.mark.parametrize("name", ["acgan", "r1", "wgan-gp"])
+@pytest.mark.parametrize("name", ["acgan", "r1", "wgan-gp", "textrnn"])
 def test_class_head_and_gradient_penalties_under_ddp(runs, name):
-    """(c) AC-GAN (the class head comes back from D's one forward), lazy R1 (double backward through DDP(D))
-    and WGAN-GP (mixing weights drawn for the global batch) train as in one process."""
+    """(c) AC-GAN (the class head comes back from D's one forward), lazy R1 (double backward through DDP(D)),
+    WGAN-GP (mixing weights drawn for the global batch) and text's LSTM G (its likelihood through DDP(G), alone,
+    then beside D's loss in one backward) train as in one process."""
     diff = max_weight_diff(runs[f"{name}-1"], runs[f"{name}-2"])
     print(f"{name}, 20 steps: max |G, D weight difference| 2 vs 1 processes = {diff:.3g}")
     assert diff < TOL

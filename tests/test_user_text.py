@@ -190,7 +190,9 @@ def test_lstm_generator_learns_the_lines_by_maximum_likelihood(tmp_path):
 
 @pytest.mark.parametrize("sets, message", [
     (["model.g.arch=textcnn", "train.mle_steps=5"], "train.mle_steps: 5 has no effect with model.g.arch = 'textcnn'"),
-    (["model.g.arch=textcnn", "loss.mle_weight=1"], "loss.mle_weight: 1.0 has no effect with model.g.arch = 'textcnn'"),
+    (["model.g.arch=textcnn", "loss.mle_weight=2"], "loss.mle_weight: 2.0 has no effect with model.g.arch = 'textcnn'"),
+    (["model.g.arch=textcnn"], "train.mle_steps = 20000, loss.mle_weight = 1.0: maximum likelihood needs "
+                               "model.g.arch = 'textrnn'; set both to 0 or use --preset text-cnn"),
     (["model.g.arch=textrnn", "model.g.blocks=0"], "model.g.blocks: the textrnn generator's LSTM layers, at least 1"),
     (["model.g.arch=textrnn", "model.g.blocks=1", "model.z_dim=4"],
      "model.z_dim: the textrnn generator draws each of 5 tokens (max_len) from one noise coordinate"),
