@@ -263,6 +263,16 @@ def test_device_auto_is_cuda_local_rank_under_torchrun(monkeypatch):
         train.resolve_device("cuda:1", 0)
     with pytest.raises(ConfigError, match=r"^LOCAL_RANK 2: this machine has 2 CUDA devices"):
         train.resolve_device("auto", 2)
+    with pytest.raises(ConfigError, match=r"^train.device: 'cuda:2' but this machine has 2 CUDA devices \(cuda:0 to "
+                                          r"cuda:1\)$"):
+        train.resolve_device("cuda:2")
+    assert train.resolve_device("cuda:1") == torch.device("cuda", 1)
+
+
+def test_device_mps_is_refused_where_it_is_missing(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^train.device: 'mps' requested but Apple's MPS is not available"):
+        train.resolve_device("mps")
 
 
 @pytest.mark.parametrize(("overrides", "msg"), [

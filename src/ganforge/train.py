@@ -82,6 +82,11 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device: '{name}' requested but CUDA is not available (use cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device: '{name}' but this machine has {torch.cuda.device_count()} CUDA devices "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError(f"train.device: '{name}' requested but Apple's MPS is not available (use cpu or auto)")
     if dev.type == "cuda" and local_rank is not None:
         if dev.index is not None:
             raise ConfigError(f"train.device: '{name}' names one GPU for every process; under torchrun use "
