@@ -88,6 +88,10 @@ def test_python_api_with_lines(tmp_path):
     lines = ganforge.load(tmp_path / "run").sample(20, seed=1, temperature=0.9)
     assert isinstance(lines, list) and all(isinstance(line, str) for line in lines) and len(lines) == 20
     assert lines == ganforge.load(tmp_path / "run").sample(20, seed=1, temperature=0.9)
+    s = ganforge.load(tmp_path / "run")
+    kept = s.sample(20, seed=1, temperature=0.9, novel=True)  # the same draws, training lines dropped
+    train = set(_train_lines(tmp_path / "run"))
+    assert kept == [line for line in lines if line not in train] and s.dropped == 20 - len(kept)
 
 
 def test_conv_gan_resumes_bit_exact_and_exports_samples_alike(text_run, tmp_path):

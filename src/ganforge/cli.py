@@ -151,13 +151,13 @@ def _family_options(s, args) -> dict:
     for name, value in given.items():
         if value is None:
             continue
-        if name != "novel" and name not in s.family.sample_options or name == "novel" and s.family.name != "text":
+        if name not in s.family.sample_options:
             raise ConfigError(f"--{name}: {args.run} makes {s.family.name} samples; --{name} is for "
                               f"{'tables' if name == 'where' else 'text'}")
         if name == "where":
             options["where"] = parse_where(value)
-        elif name == "temperature":
-            options["temperature"] = value  # its range is the family's to check (Sampler.sample)
+        else:  # temperature, novel: the family's to check (Sampler.sample)
+            options[name] = value
     for flag in ("seeds", "label", "truncation"):
         if getattr(args, flag) is not None and s.family.decoded:
             raise ConfigError(f"--{flag}: not an option for {s.family.name} samples")
@@ -167,15 +167,8 @@ def _family_options(s, args) -> dict:
 def _sample_decoded(s, args, n: int, seed: int, options: dict) -> int:
     """`ganforge sample` for tables (a DataFrame; --where) and text (lines; --temperature, --novel)."""
     samples = s.sample(n, seed=seed, **options)
-    if args.novel:
-        from ganforge.data import load_dataset
-        from ganforge.data.text_family import novel
-        from ganforge.data.user import check_same_source
-
-        data = load_dataset(s.cfg.data, seed=s.cfg.train.seed, state=s.family_state)
-        check_same_source(s.data_source, data, "--novel")
-        samples, dropped = novel(samples, data.extra["train_lines"])
-        print(f"--novel: dropped {dropped:,} of {n:,} samples that are training lines verbatim", file=sys.stderr)
+    if s.dropped is not None:
+        print(f"--novel: dropped {s.dropped:,} of {n:,} samples that are training lines verbatim", file=sys.stderr)
     if s.acceptance is not None and s.acceptance < 1:
         print(f"--where: {s.acceptance:.1%} of the rows drawn matched; {n:,} kept", file=sys.stderr)
     print("wrote " + s.family.write_samples(samples, Path(args.out)))

@@ -28,6 +28,7 @@ class Sampler:
         self.data_source: dict = {}  # user data: the path and content hash the run was trained on
         self.family_state = dict(family_state or {})  # what the family learned from the data (transform, vocabulary)
         self.acceptance: float | None = None  # tables with `where`: the share of rows drawn that were kept
+        self.dropped: int | None = None  # text with `novel`: how many samples were training lines verbatim
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch: int = 1000, y: torch.Tensor | None = None,
@@ -38,7 +39,8 @@ class Sampler:
         `y` (n,), by default 0, 1, ..., K-1, 0, 1, ... `truncation` psi in (0, 1]: every |z| > psi is redrawn
         until inside (noise.truncate); None: plain N(0, I).
         Tables: a DataFrame; `where={column: value}` fixes categorical values. Text: a list of lines;
-        `temperature` T > 0 draws each position from p^(1/T) (None or 0: the most likely token).
+        `temperature` T > 0 draws at p^(1/T) (0: the most likely token; None: the G's default, see the family);
+        `novel=True` drops the lines that are training lines verbatim (fewer than n come back; `self.dropped`).
         """
         unknown = [k for k in options if k not in self.family.sample_options]
         if unknown or (truncation is not None and "truncation" not in self.family.sample_options):

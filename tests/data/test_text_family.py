@@ -8,7 +8,7 @@ import torch
 
 from ganforge import config, rng
 from ganforge.data import TEXT, IndexSampler
-from ganforge.data.text_family import novel
+from ganforge.data.text_family import drop_copies
 from ganforge.sampling import Sampler
 
 
@@ -67,7 +67,7 @@ def test_generate_decodes_argmax_or_at_a_temperature():
 
 
 def test_novel_drops_training_lines():
-    assert novel(["ab", "zz", "b", "q"], ["ab", "b"]) == (["zz", "q"], 2)
+    assert drop_copies(["ab", "zz", "b", "q"], ["ab", "b"]) == (["zz", "q"], 2)
 
 
 def test_options_that_cannot_apply_to_text_are_refused():

@@ -37,7 +37,7 @@ class Text(Family):
     sample_suffixes = (".txt",)
     walkable = False
     decoded = True
-    sample_options = ("temperature",)
+    sample_options = ("temperature", "novel")  # novel: `ganforge sample --novel` drops training lines (cli.py)
 
     # ---- loading ---------------------------------------------------------------------------------
     def load(self, lines: list[str], name: str, cfg, seed: int, source: dict, state: dict | None) -> Dataset:
@@ -126,9 +126,24 @@ class Text(Family):
         return PICTURE_LINES
 
     # ---- samples -------------------------------------------------------------------------------------
-    def generate(self, s, z, y, gen, batch, temperature: float | None = None, **options) -> list[str]:
+    def generate(self, s, z, y, gen, batch, temperature: float | None = None, novel: bool = False,
+                 **options) -> list[str]:
         """Lines of text. The conv G: each position's argmax (temperature None or 0), else a draw at
-        `temperature`. The LSTM G draws token by token from z at `temperature` (None: 1; 0: the most likely)."""
+        `temperature`. The LSTM G draws token by token from z at `temperature` (None: 1; 0: the most likely).
+        `novel`: the lines that are training lines verbatim are dropped (the run's data is read again and must be
+        unchanged); how many is left in `s.dropped`."""
+        lines = self._generate_lines(s, z, y, gen, batch, temperature)
+        if not novel:
+            return lines
+        from ganforge.data import load_dataset
+        from ganforge.data.user import check_same_source
+
+        data = load_dataset(s.cfg.data, seed=s.cfg.train.seed, state=s.family_state)
+        check_same_source(s.data_source, data, "--novel")
+        lines, s.dropped = drop_copies(lines, data.extra["train_lines"])
+        return lines
+
+    def _generate_lines(self, s, z, y, gen, batch, temperature: float | None) -> list[str]:
         from ganforge.models.text import TextRNNGenerator, decode_samples
 
         if y is not None:
@@ -194,7 +209,7 @@ def load_names(cfg, seed: int, state: dict | None) -> Dataset:
     return TEXT.load(X.surnames(lowercase=True), "names", cfg, seed, {}, state)
 
 
-def novel(lines: list[str], train_lines: list[str]) -> tuple[list[str], int]:
+def drop_copies(lines: list[str], train_lines: list[str]) -> tuple[list[str], int]:
     """The lines that are not training lines verbatim, and how many were dropped."""
     seen = set(train_lines)
     kept = [line for line in lines if line not in seen]
