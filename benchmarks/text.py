@@ -1,12 +1,12 @@
 """Text benchmark on the census surnames (80/20 split): the GAN vs a character 5-gram LM vs a char LSTM LM.
 
 One run: the GAN (ganforge's `text` preset, trained by ganforge.train: an LSTM G that learns the lines by maximum
-likelihood first, then against a conv D), with --conv also the `text-cnn` preset (Gulrajani et al. 2017's conv
-GAN from scratch), a character 5-gram LM sampler (interpolated Kneser-Ney, metrics.text.NGramLM) and a character
-LSTM trained by maximum likelihood alone with about G's parameter count and the GAN's CPU time. For each, a temperature sweep of forward NLL (quality: samples
-under the 5-gram LM of the training lines) against reverse NLL (coverage: held-out lines under a 5-gram LM
-of the samples), copies, novelty, real held-out lines generated and JS divergence, measured by
-metrics.text.text_metrics on as many samples as held-out lines (at most 10,000). Prints a table and the
+likelihood first, then against a conv D), with --conv also the `text-cnn` preset (Gulrajani et al. 2017's conv GAN
+from scratch), a character 5-gram LM sampler (interpolated Kneser-Ney, metrics.text.NGramLM) and a character LSTM
+trained by maximum likelihood alone with about G's parameter count and the GAN's CPU time. For each, a temperature
+sweep of forward NLL (quality: samples under the 5-gram LM of the training lines) against reverse NLL (coverage:
+held-out lines under a 5-gram LM of the samples), copies, novelty, real held-out lines generated and JS divergence,
+measured by metrics.text.text_metrics on as many samples as held-out lines (at most 10,000). Prints a table and the
 acceptance ratios, writes results.json and curves.png to --out.
 
     OMP_NUM_THREADS=1 python benchmarks/text.py --conv --out runs/text-bench     # the full run (~35 min, one core)
@@ -70,7 +70,8 @@ def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overr
         return s.sample(n, seed=seed, temperature=temperature)
 
     sample.default_t = 1.0 if cfg.model.g.arch == "textrnn" else 0.0  # ganforge sample's default temperature
-    sample.stats = {"steps": run.step, "mle_steps": min(cfg.train.mle_steps, run.step), "seconds": seconds, "cpu_seconds": cpu, "steps_per_s": run.step / seconds,
+    sample.stats = {"steps": run.step, "mle_steps": min(cfg.train.mle_steps, run.step), "seconds": seconds,
+                    "cpu_seconds": cpu, "steps_per_s": run.step / seconds,
                     "g_params": sum(p.numel() for p in run.G.parameters()),
                     "d_params": sum(p.numel() for p in run.D.parameters())}
     return sample

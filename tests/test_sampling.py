@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +63,19 @@ def test_truncated_values_follow_the_truncated_normal():
     # N(0, 1) truncated to [-1, 1]: variance 1 - 2 phi(1) / (2 Phi(1) - 1) = 0.29112
     assert z.mean().item() == pytest.approx(0.0, abs=0.005)
     assert z.var().item() == pytest.approx(0.29112, abs=0.005)
+
+
+def test_a_tiny_truncation_finishes_and_follows_the_truncated_normal():
+    """psi = 0.05: most coordinates outlast the rejection rounds and are drawn by inverse CDF; the values still
+    follow N(0, 1) truncated to [-psi, psi]. psi = 1e-300 used to redraw forever."""
+    psi = 0.05
+    z = noise.truncate(torch.randn(200_000, generator=torch.Generator().manual_seed(0)), psi,
+                       torch.Generator().manual_seed(1))
+    assert z.abs().max() <= psi
+    pdf, mass = math.exp(-psi**2 / 2) / math.sqrt(2 * math.pi), math.erf(psi / math.sqrt(2))  # phi(psi), 2 Phi - 1
+    assert z.var().item() == pytest.approx(1 - 2 * psi * pdf / mass, rel=0.01)  # 8.32e-4
+    assert abs(z.mean().item()) < 3 * psi / (3 * 200_000) ** 0.5
+    assert noise.truncate(torch.randn(1000, 128), 1e-300).abs().max() <= 1e-300
 
 
 def test_truncate_rejects_psi_outside_0_1():

@@ -380,8 +380,8 @@ FLAG_LIMITS: dict[str, tuple[float | None, float]] = {
     "fps": (None, 1000),
     "seed": (0, 2**63 - 1),
 }
-# --truncation: below this, noise.truncate redraws each coordinate about 1/psi times (psi <= 0 is the command's
-# own error). BigGAN's smallest is 0.02.
+# --truncation: below this the samples are all the same image in practice (psi <= 0 is the command's own error).
+# BigGAN's smallest is 0.02.
 TRUNCATION_MIN = 0.01
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC),
                       errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}  # the user's disk or paths, not a bug
@@ -445,7 +445,7 @@ def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
             high = "below 2**63" if hi == 2**63 - 1 else f"at most {hi}"
             raise ConfigError(f"{flag} must be {high}, got {shown}")
         if action.dest == "truncation" and 0 < value < TRUNCATION_MIN:
-            raise ConfigError(f"{flag} must be at least {TRUNCATION_MIN} (smaller values take hours to draw), "
+            raise ConfigError(f"{flag} must be at least {TRUNCATION_MIN} (smaller values make one sample), "
                               f"got {value}")
 
 

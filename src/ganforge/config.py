@@ -249,6 +249,7 @@ FRACTION = dict(lo=0, hi=1, hi_open=True)  # [0, 1)
 ON_DCGAN = Effect("model.*.arch", lambda: ("dcgan",))
 ON_CONV = Effect("model.*.arch", lambda: ("dcgan", "textcnn", "textrnn"))
 ON_TEXTRNN = Effect("model.g.arch", lambda: ("textrnn",))
+ON_TEXTCNN = Effect("model.g.arch", lambda: ("textcnn",))
 
 RULES: dict[str, Rule] = {
     "data.std": Rule(**POSITIVE),
@@ -285,7 +286,7 @@ RULES: dict[str, Rule] = {
     "model.latent_components": Rule(**NON_NEGATIVE, max=WIDTH_MAX),
     "model.latent_std": Rule(**POSITIVE, effect=Effect("model.latent_components")),
     "model.tau": Rule(**POSITIVE),
-    "model.text_head": Rule(choices=_names("models.text", "MODES"), effect=Effect("model.g.arch", lambda: ("textcnn",))),
+    "model.text_head": Rule(choices=_names("models.text", "MODES"), effect=ON_TEXTCNN),
     "*_optim.lr": Rule(**NON_NEGATIVE),
     "*_optim.beta1": Rule(**FRACTION),
     "*_optim.beta2": Rule(**FRACTION),
