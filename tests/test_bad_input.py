@@ -222,7 +222,7 @@ def test_bad_toml_files(tmp_path):
     (["model.d.arch='dcgan'", "model.d.hidden=[64]"],
      "model.d.hidden: [64] has no effect with model.d.arch = 'dcgan' (it applies to mlp, ctgan)"),
     (["model.g.channels=32"],
-     "model.g.channels: 32 has no effect with model.g.arch = 'mlp' (it applies to dcgan, textcnn)"),
+     "model.g.channels: 32 has no effect with model.g.arch = 'mlp' (it applies to dcgan, textcnn, textrnn)"),
     (["model.d.fc=[128]"], "model.d.fc: [128] has no effect with model.d.arch = 'mlp' (it applies to dcgan)"),
     (["model.g.minibatch='stddev'"], "model.g.minibatch: 'stddev' has no effect on G: minibatch layers are D's "
                                      "(model.d.minibatch)"),
