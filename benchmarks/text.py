@@ -292,8 +292,8 @@ def main() -> None:
     record = {"args": vars(args), "preset": config.to_dict(preset), "overrides": overrides, "data": data.report,
               "n_samples": n, "stats": stats, "results": results, "summary": summary}
     fsio.atomic_write_text(out / "results.json", json.dumps(record, indent=1))
-    title = (f"census surnames, 80/20 split: GAN {gan.stats['steps']} steps ({gan.stats['mle_steps']} by maximum "
-             f"likelihood) in {gan.stats['cpu_seconds']:.0f} CPU s, LSTM the same CPU time")
+    title = (f"census surnames, 80/20: GAN {gan.stats['steps']:,} steps ({gan.stats['mle_steps']:,} by maximum "
+             f"likelihood), {gan.stats['cpu_seconds']:.0f} CPU s;\nLSTM the same CPU time")
     save_curves(results, (real["real_nll"], real["rev_nll_real"]), out / "curves.png", title)
     print(f"wrote {out / 'results.json'} and {out / 'curves.png'}")
 
