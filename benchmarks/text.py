@@ -66,7 +66,7 @@ def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overr
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         s = ganforge.load(run.out)
 
-    def sample(n: int, temperature: float) -> list[str]:
+    def sample(n: int, temperature: float, seed: int = seed) -> list[str]:
         return s.sample(n, seed=seed, temperature=temperature)
 
     sample.default_t = 1.0 if cfg.model.g.arch == "textrnn" else 0.0  # ganforge sample's default temperature
