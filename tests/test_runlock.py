@@ -171,3 +171,26 @@ def test_racing_takeovers_of_a_stale_lock_leave_one_holder(tmp_path):
         for c in children:
             c.communicate("\n", timeout=30)
     assert not (tmp_path / ".lock").exists()
+
+
+KILLED_WHILE_LOCKING = r"""
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("runlock", sys.argv[1])
+runlock = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runlock)
+def killed(*args, **kwargs):  # SIGKILL: no cleanup runs, as when the machine kills the process
+    os.kill(os.getpid(), signal.SIGKILL)
+os.write = os.link = killed  # the moment the lock's name would get its content
+runlock.RunLock(sys.argv[2]).acquire()
+"""
+
+
+def test_a_process_killed_while_locking_leaves_no_lock_behind(tmp_path):
+    """Killed between creating the lock and writing it, a run used to leave an empty .lock that refused every
+    later run ('unreadable lock file'); the lock now appears whole or not at all."""
+    child = subprocess.run([sys.executable, "-c", KILLED_WHILE_LOCKING, runlock.__file__, str(tmp_path)])
+    assert child.returncode == -signal.SIGKILL
+    assert not (tmp_path / runlock.LOCK_NAME).exists()
+    with RunLock(tmp_path) as lock:
+        assert lock.held and lock.message is None
+    assert not list(tmp_path.glob(".lock*"))  # the killed process's temporary file went with the next lock

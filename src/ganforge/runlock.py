@@ -1,6 +1,7 @@
 """One process per run folder: `RunLock(folder)` holds `folder/.lock` while a run writes there.
 
-The lock file is created with O_CREAT | O_EXCL and holds JSON {pid, host, started, ...}. A second
+The lock file is linked into place whole (a link fails where the name exists, as O_CREAT | O_EXCL does) and
+holds JSON {pid, host, started, ...}. A second
 holder (another process, or a second RunLock in this one) gets `RunLocked`, one line naming the
 holder. A lock left by a process that is gone (same host, pid no longer running, or running as a
 different process that reused the pid) is stale: it is taken over and the takeover reported.
@@ -91,6 +92,14 @@ def describe_holder(info: dict[str, Any]) -> str:
     return f"process {info.get('pid')} on host {info.get('host', '?')} since {info.get('started', '?')}"
 
 
+def _remove_dead_temporaries(folder: Path) -> None:
+    """Remove the temporary lock files (.lock.PID.TOKEN.tmp) of processes no longer running (killed while locking)."""
+    for path in folder.glob(f"{LOCK_NAME}.*.tmp"):
+        pid = path.name[len(LOCK_NAME) + 1 :].split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
 class RunLock:
     """Context manager holding `folder/.lock`; `took_over` is the stale lock's JSON when one was replaced."""
 
@@ -121,21 +130,25 @@ class RunLock:
         token = uuid.uuid4().hex
         info = {"pid": os.getpid(), "host": socket.gethostname(), "process_start": _process_start(os.getpid()),
                 "started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"), "token": token}
+        # The lock appears whole or not at all: its JSON is written to a file of this process's own, then linked
+        # into place (a link fails where the name exists, as O_EXCL does). A process killed half way leaves at
+        # most its own temporary file, never an empty lock that would keep every later run out.
+        tmp = self.folder / f"{LOCK_NAME}.{os.getpid()}.{token}.tmp"
         with _guarded(self.folder):
+            _remove_dead_temporaries(self.folder)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self.took_over = self._stale_or_raise()
-                self.path.unlink()
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            try:
-                os.write(fd, (json.dumps(info) + "\n").encode())
-                os.fsync(fd)
-            except BaseException:
-                os.close(fd)
-                self.path.unlink()
-                raise
-            os.close(fd)
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(json.dumps(info) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    self.took_over = self._stale_or_raise()
+                    self.path.unlink()
+                    os.link(tmp, self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
         self._token = token
         return self
 
