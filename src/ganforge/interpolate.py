@@ -98,7 +98,10 @@ def write_walk(sampler: Sampler, z: torch.Tensor, y: torch.Tensor | None, out: s
     check_out(out)
     if fps <= 0:
         raise ConfigError(f"--fps must be positive, got {fps}")
-    return animation.write_frames(walk_frames(sampler, z, y, title), out, fps)
+    try:
+        return animation.write_frames(walk_frames(sampler, z, y, title), out, fps)
+    except ValueError as e:  # a GIF frame longer than GIF allows
+        raise ConfigError(f"--fps: {e}") from None
 
 
 def _image_frames(sampler: Sampler, samples: torch.Tensor, y, title: str) -> list[Image.Image]:

@@ -75,9 +75,28 @@ def make_animation(png_paths: list[str | Path], out_path: str | Path, fps: float
     return write_frames([labelled_frame(_read_rgb(p, size), frame_label(p)) for p in png_paths], out, fps)
 
 
+GIF_MAX_DELAY_MS = 655_350  # a GIF frame's delay is 16 bits of 1/100 s
+
+
+def longest_gif_hold(frames: list[Image.Image], fps: float) -> float:
+    """Seconds the longest run of identical frames stays on screen in a GIF (Pillow merges such runs into one
+    frame whose delay is their sum)."""
+    run = longest = 1
+    for a, b in zip(frames, frames[1:], strict=False):
+        run = run + 1 if a.tobytes() == b.tobytes() else 1
+        longest = max(longest, run)
+    return longest * round(1000 / fps) / 1000
+
+
 def write_frames(frames: list[Image.Image], out_path: str | Path, fps: float) -> Path:
-    """Write same-size frames as an animated GIF (looping) or, for a .mp4 path, an H.264 video through ffmpeg."""
+    """Write same-size frames as an animated GIF (looping) or, for a .mp4 path, an H.264 video through ffmpeg.
+
+    A GIF that would hold one picture longer than GIF's 655 s is a ValueError (nothing is written).
+    """
     out = Path(out_path)
+    if out.suffix.lower() != ".mp4" and (hold := longest_gif_hold(frames, fps)) * 1000 > GIF_MAX_DELAY_MS:
+        raise ValueError(f"at {fps:g} frames per second a GIF would show one picture for {hold:g} s; GIF frames "
+                         f"last at most {GIF_MAX_DELAY_MS // 1000} s (raise the frame rate, or write .mp4)")
     exe = ffmpeg_exe() if out.suffix.lower() == ".mp4" else None
     if out.suffix.lower() == ".mp4" and exe is None:
         raise RuntimeError(f"write_frames: {NO_FFMPEG}")
