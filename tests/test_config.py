@@ -106,3 +106,30 @@ def test_cross_checks_see_the_result_of_all_overrides():
     assert a == b and (a.model.pack, a.train.batch_size) == (3, 63)
     cfg = config.apply_overrides(Config(), ["loss.aux_weight=2", "model.conditional='acgan'"])
     assert cfg.loss.aux_weight == 2.0
+
+
+def test_a_run_loads_and_resumes_after_its_preset_changed(tmp_path, monkeypatch):
+    """A run made with gaussian-1d and its penalty off keeps the preset's gamma 3.0 (no effect, not the user's
+    choice). When a later ganforge ships the preset with another gamma, the saved 3.0 looked like the user's own
+    choice and loading or resuming the run was refused."""
+    import ganforge
+    from ganforge import train
+    from tests.conftest import TINY_1D
+
+    cfg = config.apply_overrides(config.load_preset("gaussian-1d"), TINY_1D + [
+        "loss.regularizer='none'", "train.steps=4", "train.ckpt_every=2", "train.tensorboard=false",
+        f'train.out="{tmp_path / "run"}"'])
+    train.train(cfg)
+    changed = config.load_preset("gaussian-1d")
+    changed.loss.gamma = 5.0
+    original = config._preset_config
+    monkeypatch.setattr(config, "_preset_config", lambda name: changed if name == "gaussian-1d" else original(name))
+    with pytest.raises(config.ConfigError, match="loss.gamma: 3.0 has no effect"):  # a new config is still checked
+        config.apply_overrides(config.load_preset("gaussian-1d"), ["loss.regularizer='none'", "loss.gamma=3.0"])
+    assert ganforge.load(tmp_path / "run").cfg.loss.gamma == 3.0
+    run = train.resume(tmp_path / "run", ["train.steps=6"])
+    assert run.cfg.loss.gamma == 3.0
+    train.train(run=run)
+    assert run.step == 6
+    with pytest.raises(config.ConfigError, match="loss.gamma: 7.0 has no effect"):  # the user's own, on resume
+        train.resume(tmp_path / "run", ["loss.gamma=7.0"])

@@ -503,15 +503,24 @@ def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
     return cfg
 
 
+def from_saved(data: dict[str, Any]) -> Config:
+    """A run's saved config (a checkpoint's "config"): checked like any config, except that a value without
+    effect is not blamed on the user: it was the preset's when the run was made, and presets change."""
+    cfg = _build(Config, data, "")
+    validate(cfg, unchosen=cfg)
+    return cfg
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, unchosen: Config | None = None) -> None:
     """Check every value against its rule in RULES, then the checks that involve several values.
 
-    A value that differs from its default and from the value of the preset the config started from, but
-    has no effect, such as loss.label_smoothing with the hinge loss, is an error: the user meant something.
+    A value that differs from its default and from the value of the preset the config started from (and from
+    `unchosen`'s: a resumed run's saved config), but has no effect, such as loss.label_smoothing with the hinge
+    loss, is an error: the user meant something.
     """
     from ganforge import data
 
@@ -525,10 +534,11 @@ def validate(cfg: Config) -> None:
         if rule.by is not None:
             _check_by(path, _get(cfg, path), rule.by[0], _get(cfg, rule.by[0]), rule.by[1]())
     _check_eval(cfg.eval)
-    unchosen = [Config(), *([_preset_config(cfg.preset)] if cfg.preset and cfg.preset in presets() else [])]
+    bases = [Config(), *([_preset_config(cfg.preset)] if cfg.preset and cfg.preset in presets() else []),
+             *([unchosen] if unchosen is not None else [])]
     for path, rule in rules.items():
         value = _get(cfg, path)
-        if rule.effect is not None and all(value != _get(c, path) for c in unchosen):
+        if rule.effect is not None and all(value != _get(c, path) for c in bases):
             _check_effect(cfg, path, value, rule.effect)
     m = cfg.model.pack
     if cfg.train.batch_size % m:
@@ -653,15 +663,16 @@ def parse_override(item: str) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(cfg: Config, items: list[str]) -> Config:
-    """Apply 'key=value' items in order (a later one wins), then validate the result once.
+def apply_overrides(cfg: Config, items: list[str], unchosen: Config | None = None) -> Config:
+    """Apply 'key=value' items in order (a later one wins), then validate the result once (`unchosen`: as in
+    validate).
 
     Checks between values run on the result, so the order of the items does not matter to them
     (--set loss.label_smoothing=0.1 may come before or after --loss bce).
     """
     for item in items:
         cfg = _build(Config, parse_override(item), "", cfg)
-    validate(cfg)
+    validate(cfg, unchosen)
     return cfg
 
 

@@ -112,7 +112,7 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu") -> Sampler:
         ema_weights = checkpoint.prefixed(tensors, "g_ema")
         used_ema = bool(ema and ema_weights)
         weights = ema_weights if used_ema else checkpoint.prefixed(tensors, "g")
-    cfg = config.from_dict(state["config"])
+    cfg = config.from_saved(state["config"])
     num_classes = int(state.get("num_classes") or 0)
     family, shape = family_from_state(state), tuple(state["data_shape"])
     family_state = state.get("family_state") or {}

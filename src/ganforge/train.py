@@ -121,7 +121,8 @@ def default_out(cfg: Config) -> Path:
 
 
 def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None,
-          D: nn.Module | None = None, data=None, family_state: dict | None = None) -> Run:
+          D: nn.Module | None = None, data=None, family_state: dict | None = None,
+          saved: Config | None = None) -> Run:
     """Load data, build (or take) G and D, their optimizers, the batch sampler and the run's random streams.
 
     `data` replaces cfg.data: a path (a folder, .zip, .npy or .npz), or data in memory (a tensor, an array or a
@@ -142,7 +143,7 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
             path = save_in_run(data, out)
         cfg = config.apply_overrides(cfg, [f"data.path={json.dumps(path)}"])
         data = None
-    config.validate(cfg)
+    config.validate(cfg, unchosen=saved)  # saved: a resumed run's config, whose values were checked when it began
     par = distributed.from_env()
     device = resolve_device(cfg.train.device, par.local_rank if par.world > 1 else None)
     distributed.check(cfg, par, device)
@@ -239,8 +240,9 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
     run_dir = Path(run_dir)
     tensors, state = checkpoint.load(run_dir / CHECKPOINT)
     family_from_state(state)
-    cfg = config.apply_overrides(config.from_dict(state["config"]), overrides or [])
-    run = build(cfg, out=run_dir, family_state=state.get("family_state") or None)
+    saved = config.from_saved(state["config"])
+    cfg = config.apply_overrides(saved, overrides or [], unchosen=saved)
+    run = build(cfg, out=run_dir, family_state=state.get("family_state") or None, saved=saved)
     check_same_source(state.get("data_source") or {}, run.data, "--resume")
     restore_run(run, tensors, state)
     return run
