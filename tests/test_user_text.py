@@ -173,6 +173,9 @@ def test_lstm_generator_resumes_bit_exact_across_its_likelihood_phase(text_run, 
     s = ganforge.load(cut)
     assert s.sample(40, seed=3) == s.sample(40, seed=3)  # a function of the noise
     assert s.sample(40, seed=3, temperature=0) != s.sample(40, seed=3)
+    assert main(["export", str(cut), "--out", str(tmp_path / "g.safetensors")]) == 0
+    assert ganforge.load(tmp_path / "g.safetensors").sample(40, seed=3, temperature=0.7) == s.sample(
+        40, seed=3, temperature=0.7)
 
 
 def test_lstm_generator_learns_the_lines_by_maximum_likelihood(tmp_path):
