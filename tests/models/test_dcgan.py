@@ -98,6 +98,17 @@ def test_norms_activations_and_spectral_norm_follow_the_config():
     assert not any(parametrize.is_parametrized(m) for m in DCGANDiscriminator(d_cfg(), (1, 32, 32)).modules())
 
 
+def test_spectral_norm_on_g_wraps_every_weight_layer():
+    """model.g.spectral_norm used to wrap only G's optional fc layers, leaving the projection and every conv
+    unnormalised."""
+    G = DCGANGenerator(g_cfg(spectral_norm=True, blocks=1, fc=[32]), 4, (1, 28, 28))
+    weighted = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    assert len(weighted) == 6 and all(parametrize.is_parametrized(m, "weight") for m in weighted)  # fc, project,
+    # a 3x3 conv at 7x7, the 7 -> 14 up-conv and its 3x3 conv, the 14 -> 28 out-conv
+    assert G(torch.randn(3, 4)).shape == (3, 1, 28, 28)
+    assert not any(parametrize.is_parametrized(m) for m in DCGANGenerator(g_cfg(), 4, (1, 28, 28)).modules())
+
+
 def test_spectral_norm_bounds_the_out_layer():
     D = DCGANDiscriminator(d_cfg(spectral_norm=True), (1, 28, 28))
     for _ in range(30):  # power iterations run in train mode

@@ -65,13 +65,15 @@ class DCGANGenerator(nn.Module):
         w = widths(cfg.channels, n)
         bias = cfg.norm == "none"  # a norm's own shift makes the bias redundant
         self.s0, self.w0 = s0, w[0]
+        sn = cfg.spectral_norm  # on every weight layer, as in SAGAN's G (Zhang et al. 2019)
         self.fc, width = linear_stack(cfg, z_dim, bias)  # empty unless cfg.fc (InfoGAN-style MNIST G: [1024])
-        self.project = nn.Linear(width, w[0] * s0 * s0, bias=bias)
-        layers: list[nn.Module] = [norm_2d(cfg.norm, w[0]), activation(cfg), *same_size_convs(cfg, w[0], bias)]
+        self.project = maybe_spectral_norm(nn.Linear(width, w[0] * s0 * s0, bias=bias), sn)
+        layers: list[nn.Module] = [norm_2d(cfg.norm, w[0]), activation(cfg), *same_size_convs(cfg, w[0], bias, sn)]
         for i in range(1, n):
-            up = nn.ConvTranspose2d(w[i - 1], w[i], 4, 2, 1, bias=bias)
-            layers += [up, norm_2d(cfg.norm, w[i]), activation(cfg), *same_size_convs(cfg, w[i], bias)]
-        layers += [nn.ConvTranspose2d(w[-1], out_shape[0], 4, 2, 1), nn.Tanh() if tanh else nn.Identity()]
+            up = maybe_spectral_norm(nn.ConvTranspose2d(w[i - 1], w[i], 4, 2, 1, bias=bias), sn)
+            layers += [up, norm_2d(cfg.norm, w[i]), activation(cfg), *same_size_convs(cfg, w[i], bias, sn)]
+        last = maybe_spectral_norm(nn.ConvTranspose2d(w[-1], out_shape[0], 4, 2, 1), sn)
+        layers += [last, nn.Tanh() if tanh else nn.Identity()]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
