@@ -33,3 +33,22 @@ def test_pipe_gets_plain_lines_and_no_bar():
         "step      20/20  loss_d 1.2500  loss_g 0.7500  D(x) 0.600  D(G(z)) 0.400  120 steps/s",
     ]
     assert "\r" not in out
+
+
+def test_the_likelihood_phase_shows_g_s_nll_not_d_s_zeros():
+    """Text's LSTM G learning by maximum likelihood: loss_g is its NLL and D is untouched (its values are 0)."""
+    stream = io.StringIO()
+    p = Progress(20, 0, "lines", stream=stream)
+    p.log(REC | {"mle": True, "loss_d": 0.0, "loss_g": 2.0625, "d_real": 0.0, "d_fake": 0.0})
+    p.log(REC | {"step": 20})
+    assert stream.getvalue().splitlines() == [
+        "step      10/20  G's NLL 2.0625 nats/token (maximum likelihood; D waits)  120 steps/s",
+        "step      20/20  loss_d 1.2500  loss_g 0.7500  D(x) 0.600  D(G(z)) 0.400  120 steps/s",
+    ]
+    tty = FakeTTY()
+    bar = Progress(20, 0, "bar", stream=tty)
+    bar.log(REC | {"mle": True, "loss_g": 2.0625})
+    assert bar.postfix == {"nll": "2.062"}
+    bar.log(REC)
+    assert bar.postfix == {"loss_d": "1.250", "loss_g": "0.750"}
+    bar.close()

@@ -9,6 +9,9 @@ from tqdm import tqdm
 
 def format_record(rec: dict, total: int) -> str:
     """One log line, in the spirit of the reference programs' prints."""
+    if rec.get("mle"):  # text's LSTM G learning the lines by maximum likelihood: D waits
+        return (f"step {rec['step']:>7d}/{total}  G's NLL {rec['loss_g']:.4f} nats/token (maximum likelihood; D "
+                f"waits)  {rec['steps_per_s']:.0f} steps/s")
     return (f"step {rec['step']:>7d}/{total}  loss_d {rec['loss_d']:.4f}  loss_g {rec['loss_g']:.4f}  "
             f"D(x) {rec['d_real']:.3f}  D(G(z)) {rec['d_fake']:.3f}  {rec['steps_per_s']:.0f} steps/s")
 
@@ -32,7 +35,11 @@ class Progress:
 
     def log(self, rec: dict) -> None:
         if self.bar is not None:
-            self.postfix |= {"loss_d": f"{rec['loss_d']:.3f}", "loss_g": f"{rec['loss_g']:.3f}"}
+            if rec.get("mle"):
+                self.postfix |= {"nll": f"{rec['loss_g']:.3f}"}
+            else:
+                self.postfix.pop("nll", None)
+                self.postfix |= {"loss_d": f"{rec['loss_d']:.3f}", "loss_g": f"{rec['loss_g']:.3f}"}
             self.bar.set_postfix(self.postfix, refresh=False)
         elif self.mode == "lines":
             print(format_record(rec, self.total), file=self.stream, flush=True)
