@@ -30,14 +30,14 @@ SHOW = ("copies", "unique", "novel_real", "jsd_mean", "len_w1", "fwd_nll", "rev_
 
 
 def critic_check(sample, train_lines: list[str], holdout_lines: list[str], vocab: Vocab, max_len: int,
-                 steps: int = 3000, seed: int = 0) -> dict:
+                 steps: int = 3000, channels: int = 64, blocks: int = 2, seed: int = 0) -> dict:
     """Train a BCE conv classifier, real training lines vs 60,000 samples at T = 1; then rejection sampling from
     100,000 samples accepting each with exp(logit - the q-quantile of the logits), for q in 0.5, 0.8, 0.95."""
     def one_hot(lines: list[str]) -> torch.Tensor:
         return F.one_hot(vocab.encode(lines, max_len), len(vocab)).float()  # (N, L, V)
 
     torch.manual_seed(seed)
-    D = TextDiscriminator(len(vocab), max_len, 64, 2)
+    D = TextDiscriminator(len(vocab), max_len, channels, blocks)
     opt = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.9))
     g = torch.Generator().manual_seed(seed)
     real, fake = one_hot(train_lines), one_hot(sample(60_000, 1.0, seed=11))
@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="G updates (0: the preset's)")
     ap.add_argument("--set", action="append", default=[], help="a config override, e.g. loss.mle_weight=0.3")
     ap.add_argument("--critic-check", action="store_true")
+    ap.add_argument("--critic-size", default="64x2", help="the classifier's channels x residual blocks")
+    ap.add_argument("--critic-steps", type=int, default=3000)
     ap.add_argument("--out", default="benchmarks/text_results/lstm_trials.jsonl")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -83,7 +85,10 @@ def main() -> None:
         print(f"{args.name} T={t} " + " ".join(f"{k} {m[k]:.4f}" for k in SHOW), flush=True)
     if args.critic_check:
         vocab = Vocab.build(data.train_lines)
-        record["critic_check"] = check = critic_check(gan, data.train_lines, data.holdout_lines, vocab, data.max_len)
+        channels, blocks = (int(v) for v in args.critic_size.split("x"))
+        record["critic_check"] = check = critic_check(gan, data.train_lines, data.holdout_lines, vocab, data.max_len,
+                                                      args.critic_steps, channels, blocks)
+        check["size"], check["steps"] = args.critic_size, args.critic_steps
         print(f"classifier loss (last 500 steps; chance 1.386): {check['final_loss_mean_last_500']:.4f}")
         for k in ("plain", "drs_q0.5", "drs_q0.8", "drs_q0.95"):
             print(f"{k}: " + " ".join(f"{s} {check[k][s]:.4f}" for s in SHOW), flush=True)

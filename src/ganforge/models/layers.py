@@ -72,6 +72,14 @@ def init_weights(module: nn.Module, kind: str) -> nn.Module:
     return module
 
 
+def gumbel_noise(shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard Gumbel noise -log(-log U) shaped `shape` like `like`, from `generator` (None: torch's global
+    stream): the discrete heads of tables (CTGAN's Gumbel-softmax) and text (straight-through) share it."""
+    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+    e = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # Exponential(1), never 0
+    return -torch.log(e)
+
+
 def maybe_spectral_norm(layer: nn.Module, on: bool) -> nn.Module:
     """Wrap a weight layer in spectral normalisation (Miyato et al. 2018) when `on`."""
     return nn.utils.parametrizations.spectral_norm(layer) if on else layer

@@ -24,15 +24,9 @@ from torch import nn
 
 from ganforge.config import ConfigError
 from ganforge.data.tables import Span, TableTransform
+from ganforge.models.layers import gumbel_noise
 
 Tensor = torch.Tensor
-
-
-def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard Gumbel noise -log(-log U), drawn from `generator` (None: torch's global stream)."""
-    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    e = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # Exponential(1), never 0
-    return -torch.log(e)
 
 
 class Residual(nn.Module):
@@ -80,7 +74,7 @@ class TableGenerator(nn.Module):
             if s.kind == "tanh":
                 parts.append(torch.tanh(x))
                 continue
-            y = x + _gumbel(x.shape, x, generator)
+            y = x + gumbel_noise(x.shape, x, generator)
             if hard:
                 parts.append(F.one_hot(y.argmax(dim=1), s.width).to(x.dtype))
             else:

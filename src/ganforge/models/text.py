@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge.models.layers import gumbel_noise
+
 MODES = ("softmax", "gumbel")
 RESIDUAL_SCALE = 0.3  # the reference code scales each residual branch by 0.3
 
@@ -38,10 +40,7 @@ def _check_sizes(vocab_size: int, max_len: int, dim: int, blocks: int) -> None:
 
 def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
     """Straight-through Gumbel-softmax over the last axis: one-hot forward, the soft sample's gradient."""
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
-    tiny = torch.finfo(logits.dtype).tiny
-    g = -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7)))  # Gumbel(0, 1) noise
-    soft = torch.softmax((logits + g) / tau, dim=-1)
+    soft = torch.softmax((logits + gumbel_noise(logits.shape, logits, generator)) / tau, dim=-1)
     hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
     return hard - soft.detach() + soft
 
