@@ -178,14 +178,16 @@ def test_lstm_generator_resumes_bit_exact_across_its_likelihood_phase(text_run, 
         40, seed=3, temperature=0.7)
 
 
-def test_lstm_generator_learns_the_lines_by_maximum_likelihood(tmp_path):
+def test_lstm_generator_learns_the_lines_by_maximum_likelihood(tmp_path, capsys):
     """120 steps of maximum likelihood alone on the made-up names: G's NLL falls from ~log V to under half of
     it, and most samples are lines of the data's kind (three letters of one word, two of another)."""
     cfg = config.apply_overrides(config.load_preset("text"), TINY_RNN + [
         "model.g.channels=32", "train.steps=120", "train.mle_steps=120", "train.log_every=10",
-        "g_optim.lr=0.01", "model.ema=0", f'train.out="{tmp_path / "run"}"'])
+        "g_optim.lr=0.01", "model.ema=0", 'train.progress="lines"', f'train.out="{tmp_path / "run"}"'])
     lines = name_lines(400)[:-1]
     ganforge.train(cfg, data=lines)
+    assert "train.mle_steps = 120 covers all 120 steps: G learns by maximum likelihood alone and D never trains" in (
+        capsys.readouterr().err)
     nll = [json.loads(line)["loss_g"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
            if '"loss_g"' in line]
     vocab = len(set("".join(lines))) + 1

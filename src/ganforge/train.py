@@ -409,6 +409,9 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 if run.cfg.train.lr_decay == "none":  # the config's rates (e.g. --set g_optim.lr=...), not the
                     _set_lr(run, 1.0)  # ones the optimizers' saved state brought back
             output.on_start(run)
+            if run.step < run.total <= run.cfg.train.mle_steps:
+                output.message(f"train.mle_steps = {run.cfg.train.mle_steps} covers all {run.total} steps: G learns "
+                               "by maximum likelihood alone and D never trains")
             if run.cfg.train.on_nan == "rollback" and run.step == 0 and not (run.out / CHECKPOINT).exists():
                 output.on_checkpoint(run, False)  # somewhere to go back to before the first periodic checkpoint
             with StopSignals() as stop:
