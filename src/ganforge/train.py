@@ -355,8 +355,7 @@ def g_step(run: Run, r: Recipe, std: float, real: torch.Tensor, y_real: torch.Te
     gn = _grad_norm(run.G) if grad_norm else None
     run.opt_g.step()
     D.requires_grad_(True)
-    if run.G_ema is not None:
-        _ema_update(run.G_ema, run.G, cfg.model.ema if run.step + 1 > cfg.model.ema_start else 0.0)
+    _ema_step(run)
     return {"loss_g": loss_g.detach(), "grad_norm_g": gn}
 
 
@@ -369,8 +368,7 @@ def mle_step(run: Run, grad_norm: bool) -> tuple[dict, dict]:
     loss.backward()
     gn = _grad_norm(run.G) if grad_norm else None
     run.opt_g.step()
-    if run.G_ema is not None:
-        _ema_update(run.G_ema, run.G, run.cfg.model.ema if run.step + 1 > run.cfg.model.ema_start else 0.0)
+    _ema_step(run)
     zero = torch.zeros((), device=run.device)
     d = {"loss_d": zero, "d_real": zero, "d_fake": zero, "real": real, "y_real": y_real,
          "grad_norm_d": zero if grad_norm else None}
@@ -618,6 +616,12 @@ def _set_lr(run: Run, factor: float) -> None:
     for opt, o in ((run.opt_g, run.cfg.g_optim), (run.opt_d, run.cfg.d_optim)):
         for group in opt.param_groups:
             group["lr"] = o.lr * factor
+
+
+def _ema_step(run: Run) -> None:
+    """After a G update: G_ema follows G (copies it before model.ema_start)."""
+    if run.G_ema is not None:
+        _ema_update(run.G_ema, run.G, run.cfg.model.ema if run.step + 1 > run.cfg.model.ema_start else 0.0)
 
 
 @torch.no_grad()

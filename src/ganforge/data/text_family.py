@@ -100,11 +100,12 @@ class Text(Family):
 
     def check_state(self, state, shape, weights) -> None:
         vocab, max_len = X.Vocab.from_json(state["vocab"]), int(state["max_len"])
-        out, fc = weights.get("out.weight"), weights.get("fc.weight")
-        if "head.weight" in weights:  # the LSTM G: its sizes do not depend on max_len
-            out, fc = weights["head.weight"], None
-        if (tuple(shape) != (max_len, len(vocab)) or out is None or out.shape[0] != len(vocab)
-                or (fc is not None and fc.shape[0] % max_len) or (fc is None and "head.weight" not in weights)):
+        if "head.weight" in weights:  # the LSTM G: only its output layer's size depends on the data
+            fits = weights["head.weight"].shape[0] == len(vocab)
+        else:  # the conv G: its first layer writes max_len positions
+            out, fc = weights.get("out.weight"), weights.get("fc.weight")
+            fits = out is not None and out.shape[0] == len(vocab) and fc is not None and fc.shape[0] % max_len == 0
+        if tuple(shape) != (max_len, len(vocab)) or not fits:
             raise ValueError(f"the saved vocabulary ({len(vocab)} tokens, max_len {max_len}) does not match the "
                              "generator's weights")
 
