@@ -71,7 +71,7 @@ def train_gan(train_lines: list[str], steps: int, seed: int, max_len: int, overr
         return s.sample(n, seed=seed, temperature=temperature)
 
     sample.default_t = 1.0 if cfg.model.g.arch == "textrnn" else 0.0  # ganforge sample's default temperature
-    sample.stats = {"steps": run.step, "mle_steps": min(cfg.train.mle_steps, run.step), "seconds": seconds,
+    sample.stats = {"steps": run.step, "mle_steps": min(run.mle_steps, run.step), "seconds": seconds,
                     "cpu_seconds": cpu, "steps_per_s": run.step / seconds,
                     "g_params": sum(p.numel() for p in run.G.parameters()),
                     "d_params": sum(p.numel() for p in run.D.parameters())}

@@ -133,3 +133,16 @@ def test_a_run_loads_and_resumes_after_its_preset_changed(tmp_path, monkeypatch)
     assert run.step == 6
     with pytest.raises(config.ConfigError, match="loss.gamma: 7.0 has no effect"):  # the user's own, on resume
         train.resume(tmp_path / "run", ["loss.gamma=7.0"])
+
+
+def test_max_epochs_cuts_a_long_run_on_small_data_and_its_likelihood_phase_in_proportion():
+    cfg = config.apply_overrides(config.load_preset("text"), [])
+    assert (cfg.train.steps, cfg.train.mle_steps, cfg.train.max_epochs) == (28000, 20000, 80)
+    # the census surnames' 70,366 training lines: 80 passes are 87,920 steps, so the preset runs as written
+    assert (config.total_steps(cfg, 70_366), config.mle_steps(cfg, 70_366)) == (28000, 20000)
+    # 4,800 lines: 75 batches a pass, 80 passes = 6,000 steps; the likelihood phase keeps its 5/7
+    assert (config.total_steps(cfg, 4_800), config.mle_steps(cfg, 4_800)) == (6000, 4286)
+    free = config.apply_overrides(cfg, ["train.max_epochs=0"])
+    assert (config.total_steps(free, 4_800), config.mle_steps(free, 4_800)) == (28000, 20000)
+    by_epochs = config.apply_overrides(cfg, ["train.steps=0", "train.epochs=100", "train.mle_steps=5000"])
+    assert (config.total_steps(by_epochs, 4_800), config.mle_steps(by_epochs, 4_800)) == (6000, 4000)  # of 7,500

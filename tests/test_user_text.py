@@ -213,3 +213,17 @@ def test_lstm_generator_options_are_checked(text_run, tmp_path, capsys, sets, me
                  *_sets(TINY_TEXT + sets)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_max_epochs_caps_a_run_on_a_small_file(text_run, tmp_path, capsys):
+    """320 training lines at batch 32 are 10 steps a pass: train.max_epochs = 2 cuts 100 steps to 20, and the
+    likelihood phase from 50 to 10; the run says so."""
+    path = str(text_run[0])
+    out = tmp_path / "run"
+    assert main(["train", "--data", path, "--preset", "text", "--steps", "100", "--out", str(out),
+                 *_sets(TINY_TEXT + ["train.max_epochs=2", "train.mle_steps=50", 'train.progress="lines"',
+                                     "train.log_every=10"])]) == 0
+    assert ("train.max_epochs = 2 caps this run at 20 steps (2 passes over 320 examples at batch 32; train.steps "
+            "asked 100); the first 10 by maximum likelihood") in capsys.readouterr().err
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss_g"' in line]
+    assert [(r["step"], r.get("mle", False)) for r in logged] == [(10, True), (20, False)]

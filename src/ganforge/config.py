@@ -122,6 +122,7 @@ class LossConfig:
 class TrainConfig:
     steps: int = 0  # number of G updates (0 = derive from epochs)
     epochs: float = 0.0  # passes over the dataset, used when steps is 0
+    max_epochs: float = 0.0  # at most this many passes: longer runs are cut, train.mle_steps in proportion (0 = none)
     batch_size: int = 64  # samples per D and G step
     d_steps: int = 1  # D updates per G update
     mle_steps: int = 0  # textrnn G: the first steps train G by maximum likelihood alone (D waits), then the GAN
@@ -302,6 +303,7 @@ RULES: dict[str, Rule] = {
     "loss.mle_weight": Rule(**NON_NEGATIVE, max=1e6, effect=ON_TEXTRNN),
     "train.steps": Rule(**NON_NEGATIVE, max=2**40),
     "train.epochs": Rule(**NON_NEGATIVE, max=1e6),  # no effect when train.steps is set: documented precedence
+    "train.max_epochs": Rule(**NON_NEGATIVE, max=1e6),
     "train.batch_size": Rule(**POSITIVE, max=BATCH_MAX),
     "train.d_steps": Rule(**POSITIVE, max=2**16),
     "train.mle_steps": Rule(**NON_NEGATIVE, max=2**40, effect=ON_TEXTRNN),
@@ -676,11 +678,27 @@ def apply_overrides(cfg: Config, items: list[str], unchosen: Config | None = Non
     return cfg
 
 
-def total_steps(cfg: Config, dataset_size: int) -> int:
-    """G updates to run: `train.steps`, or `train.epochs` passes over the data at this batch size."""
+def _planned_steps(cfg: Config, per_epoch: int) -> int:
     if cfg.train.steps > 0:
         return cfg.train.steps
     if cfg.train.epochs > 0:
-        per_epoch = max(1, dataset_size // cfg.train.batch_size)
         return max(1, round(cfg.train.epochs * per_epoch))
     raise ConfigError("train.steps or train.epochs must be set")
+
+
+def total_steps(cfg: Config, dataset_size: int) -> int:
+    """G updates to run: `train.steps`, or `train.epochs` passes over the data at this batch size; at most
+    `train.max_epochs` passes when that is set (a small dataset is not learned by heart)."""
+    per_epoch = max(1, dataset_size // cfg.train.batch_size)
+    total = _planned_steps(cfg, per_epoch)
+    if cfg.train.max_epochs > 0:
+        total = min(total, max(1, round(cfg.train.max_epochs * per_epoch)))
+    return total
+
+
+def mle_steps(cfg: Config, dataset_size: int) -> int:
+    """The steps of the likelihood phase: `train.mle_steps`, cut in proportion when train.max_epochs shortens
+    the run."""
+    planned = _planned_steps(cfg, max(1, dataset_size // cfg.train.batch_size))
+    total = total_steps(cfg, dataset_size)
+    return cfg.train.mle_steps if total == planned else round(cfg.train.mle_steps * total / planned)

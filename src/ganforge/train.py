@@ -64,6 +64,7 @@ class Run:
     log_sums: torch.Tensor | None = None  # (4,) sums of loss_d, loss_g, D(x), D(G(z)) since the last log step
     log_count: int = 0  # G updates summed in log_sums (saved, so a resumed run logs the same averages)
     rollbacks: int = 0  # times train.on_nan = "rollback" went back to the last checkpoint
+    mle_steps: int = 0  # the first steps train G by maximum likelihood alone (train.mle_steps, cut by max_epochs)
     par: distributed.Parallel | None = None  # rank, world size, and DDP(G), DDP(D) that train (set by build)
 
     @property
@@ -181,7 +182,8 @@ def build(cfg: Config, out: str | Path | None = None, G: nn.Module | None = None
     sampler = IndexSampler(len(data), batch, device if not data.streamed else "cpu", cfg.train.seed)
     batches = family.batches(data, sampler, streams, cfg, device)
     return Run(cfg, out, data, G, D, G_ema, _adam(G.parameters(), cfg.g_optim), _adam(D.parameters(), cfg.d_optim),
-               sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y, par=par)
+               sampler, batches, fixed_z, device, config.total_steps(cfg, len(data)), streams, fixed_y, par=par,
+               mle_steps=config.mle_steps(cfg, len(data)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -407,9 +409,7 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
                 if run.cfg.train.lr_decay == "none":  # the config's rates (e.g. --set g_optim.lr=...), not the
                     _set_lr(run, 1.0)  # ones the optimizers' saved state brought back
             output.on_start(run)
-            if run.step < run.total <= run.cfg.train.mle_steps:
-                output.message(f"train.mle_steps = {run.cfg.train.mle_steps} covers all {run.total} steps: G learns "
-                               "by maximum likelihood alone and D never trains")
+            _say_plan(run, output)
             if run.cfg.train.on_nan == "rollback" and run.step == 0 and not (run.out / CHECKPOINT).exists():
                 output.on_checkpoint(run, False)  # somewhere to go back to before the first periodic checkpoint
             with StopSignals() as stop:
@@ -425,6 +425,19 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
             print(stopped, file=sys.stderr, flush=True)
         raise stopped
     return run
+
+
+def _say_plan(run: Run, out: NullOutput) -> None:
+    """One line where the run is not what train.steps says: cut by train.max_epochs, or all maximum likelihood."""
+    t = run.cfg.train
+    if t.max_epochs and run.total < (t.steps or run.total + 1) and run.step < run.total:
+        likelihood = f"; the first {run.mle_steps:,} by maximum likelihood" if run.mle_steps else ""
+        out.message(f"train.max_epochs = {t.max_epochs:g} caps this run at {run.total:,} steps ({t.max_epochs:g} "
+                    f"passes over {len(run.data):,} examples at batch {t.batch_size}; train.steps asked {t.steps:,})"
+                    + likelihood)
+    if run.step < run.total <= run.mle_steps:
+        out.message(f"train.mle_steps = {run.mle_steps} covers all {run.total} steps: G learns by maximum "
+                    "likelihood alone and D never trains")
 
 
 def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None) -> None:
@@ -443,7 +456,7 @@ def _loop(run: Run, r: Recipe, out: NullOutput, stop: StopSignals | None = None)
             _set_lr(run, lr_factor(t.lr_decay, t.lr_decay_start, run.step, run.total))
         std = noise_std(run.step, t.instance_noise, t.instance_noise_steps)
         with run.rng.active():
-            if step <= t.mle_steps:  # text's LSTM G: maximum likelihood first, D waits
+            if step <= run.mle_steps:  # text's LSTM G: maximum likelihood first, D waits
                 d, g = mle_step(run, log_now)
             else:
                 for i in range(t.d_steps):
@@ -503,7 +516,7 @@ def _log_record(run: Run, d: dict, g: dict) -> dict:
     vals = (run.log_sums / run.log_count).tolist()
     run.log_sums.zero_()
     run.log_count = 0
-    mle = {"mle": True} if run.step <= run.cfg.train.mle_steps else {}  # loss_g is G's NLL, D untouched
+    mle = {"mle": True} if run.step <= run.mle_steps else {}  # loss_g is G's NLL, D untouched
     return mle | {"step": run.step, "loss_d": vals[0], "loss_g": vals[1], "d_real": vals[2], "d_fake": vals[3],
             "grad_norm_d": d["grad_norm_d"].item(), "grad_norm_g": g["grad_norm_g"].item(),
             "lr_d": run.opt_d.param_groups[0]["lr"], "lr_g": run.opt_g.param_groups[0]["lr"]}
