@@ -145,7 +145,10 @@ def test_devices_that_do_not(device):
 
 def test_choices_are_checked_by_the_architecture_that_uses_them():
     assert _error(["model.g.norm='instance'"]) == ("model.g.norm: 'instance' applies to dcgan nets only "
-                                                   "(mlp takes none, batch, layer)")
+                                                   "(model.g.arch = 'mlp' takes none, batch, layer)")
+    # a preset's norm that the chosen arch cannot take names the arch the user chose (found by the fuzz test)
+    assert _error(["model.g.arch='ctgan'"], config.load_preset("mnist-cgan")) == (
+        "model.g.norm: 'batch' applies to mlp and dcgan nets only (model.g.arch = 'ctgan' takes none)")
     # the order of the overrides does not matter: the arch may come after the norm
     cfg = config.apply_overrides(Config(), ["model.g.norm='instance'", "model.g.arch='dcgan'"])
     assert (cfg.model.g.norm, cfg.model.g.arch) == ("instance", "dcgan")
@@ -287,7 +290,7 @@ def _one_line(err: str) -> bool:
     (["train", "--seed", str(2**63)], f"ganforge train: error: --seed must be below 2**63, got {2**63}"),
     (["train", "--batch-size", str(10**12)], "ganforge train: error: train.batch_size: must be at most 16777216"),
     (["train", "--set", "model.g.norm='instance'"], "ganforge train: error: model.g.norm: 'instance' applies to "
-                                                    "dcgan nets only (mlp takes none, batch, layer)"),
+                                                    "dcgan nets only (model.g.arch = 'mlp' takes none, batch, layer)"),
     (["train", "--set", "g_optim.beta1=1"], "ganforge train: error: g_optim.beta1: must be in [0, 1), got 1.0"),
     (["train", "--set", 'train.out="a\\nb"'], "ganforge train: error: train.out: 'a\\nb' holds a control character"),
     (["train", "--preset", "a\nb"], "ganforge train: error: unknown preset 'a\\nb'"),

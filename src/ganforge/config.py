@@ -557,7 +557,8 @@ def _check_by(path: str, value: str, on: str, switch: str, allowed: dict[str, tu
     names = allowed.get(switch, ())
     if value not in names:
         where = " and ".join(k for k, v in allowed.items() if value in v)
-        raise ConfigError(f"{path}: {_show(value)} applies to {where} nets only ({switch} takes {', '.join(names)})")
+        raise ConfigError(f"{path}: {_show(value)} applies to {where} nets only ({on} = {_show(switch)} takes "
+                          f"{', '.join(names)})")
 
 
 def _check_effect(cfg: Config, path: str, value: Any, e: Effect) -> None:
