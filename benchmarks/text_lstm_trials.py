@@ -8,12 +8,14 @@ if it stays at chance, the critic has nothing left to teach G.
     OMP_NUM_THREADS=1 python benchmarks/text_lstm_trials.py --name T1                                   # the preset
     OMP_NUM_THREADS=1 python benchmarks/text_lstm_trials.py --name T2 --set loss.mle_weight=0            # critic alone
     OMP_NUM_THREADS=1 python benchmarks/text_lstm_trials.py --name T5 --set train.mle_steps=28000 --critic-check
+    OMP_NUM_THREADS=1 python benchmarks/text_lstm_trials.py --name small --subset 6000     # a small file
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from pathlib import Path
 
@@ -72,15 +74,21 @@ def main() -> None:
     ap.add_argument("--critic-check", action="store_true")
     ap.add_argument("--critic-size", default="64x2", help="the classifier's channels x residual blocks")
     ap.add_argument("--critic-steps", type=int, default=3000)
+    ap.add_argument("--subset", type=int, default=0, help="a seeded random subset of this many surnames")
     ap.add_argument("--out", default="benchmarks/text_results/lstm_trials.jsonl")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    data = prepare_text("names", surnames(), holdout=0.2, seed=0)
+    lines = surnames()
+    if args.subset:
+        random.Random(1).shuffle(lines)
+        lines = lines[: args.subset]
+    data = prepare_text("names", lines, holdout=0.2, seed=0)
+    n = min(10_000, 5 * len(data.holdout_lines))  # samples per point
     t0 = time.perf_counter()
     gan = train_gan(data.train_lines, args.steps, 0, data.max_len, args.set)
     print(f"{args.name}: {gan.stats} ({time.perf_counter() - t0:.0f} s)", flush=True)
     record = {"name": args.name, "set": args.set, "stats": gan.stats,
-              "results": sweep(gan, data.train_lines, data.holdout_lines, 10_000, (0.8, 1.0, 1.2))}
+              "subset": args.subset, "results": sweep(gan, data.train_lines, data.holdout_lines, n, (0.8, 1.0, 1.2))}
     for t, m in record["results"].items():
         print(f"{args.name} T={t} " + " ".join(f"{k} {m[k]:.4f}" for k in SHOW), flush=True)
     if args.critic_check:
