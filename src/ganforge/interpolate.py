@@ -100,7 +100,7 @@ def write_walk(sampler: Sampler, z: torch.Tensor, y: torch.Tensor | None, out: s
         raise ConfigError(f"--fps must be positive, got {fps}")
     try:
         return animation.write_frames(walk_frames(sampler, z, y, title), out, fps)
-    except ValueError as e:  # a GIF frame longer than GIF allows
+    except animation.GifTooSlow as e:
         raise ConfigError(f"--fps: {e}") from None
 
 

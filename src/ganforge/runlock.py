@@ -1,11 +1,10 @@
 """One process per run folder: `RunLock(folder)` holds `folder/.lock` while a run writes there.
 
 The lock file is linked into place whole (a link fails where the name exists, as O_CREAT | O_EXCL does) and
-holds JSON {pid, host, started, ...}. A second
-holder (another process, or a second RunLock in this one) gets `RunLocked`, one line naming the
-holder. A lock left by a process that is gone (same host, pid no longer running, or running as a
-different process that reused the pid) is stale: it is taken over and the takeover reported.
-Acquiring and releasing are serialised on this host by an flock on the folder, so two processes
+holds JSON {pid, host, started, ...}. A second holder (another process, or a second RunLock in this one) gets
+`RunLocked`, one line naming the holder. A lock left by a process that is gone (same host, pid no longer
+running, or running as a different process that reused the pid) is stale: it is taken over and the takeover
+reported. Acquiring and releasing are serialised on this host by an flock on the folder, so two processes
 finding the same stale lock cannot both take it.
 """
 

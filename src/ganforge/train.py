@@ -430,7 +430,7 @@ def train(cfg: Config | None = None, run: Run | None = None, progress: str | Non
 def _say_plan(run: Run, out: NullOutput) -> None:
     """One line where the run is not what train.steps says: cut by train.max_epochs, or all maximum likelihood."""
     t = run.cfg.train
-    if t.max_epochs and run.total < (t.steps or run.total + 1) and run.step < run.total:
+    if t.max_epochs and 0 < run.total < t.steps and run.step < run.total:  # (a run by train.epochs asks no steps)
         likelihood = f"; the first {run.mle_steps:,} by maximum likelihood" if run.mle_steps else ""
         out.message(f"train.max_epochs = {t.max_epochs:g} caps this run at {run.total:,} steps ({t.max_epochs:g} "
                     f"passes over {len(run.data):,} examples at batch {t.batch_size}; train.steps asked {t.steps:,})"

@@ -151,15 +151,16 @@ class Text(Family):
             raise ValueError("labels given, but a text generator is not conditional")
         if temperature is not None and temperature < 0:
             raise ConfigError(f"--temperature must be at least 0 (0: the most likely token), got {temperature}")
-        if isinstance(s.G, TextRNNGenerator):
+        if isinstance(s.G, TextRNNGenerator):  # it draws the tokens itself, from z
             s.G.temperature = 1.0 if temperature is None else temperature
             try:
-                rows = s._generate(z, None, batch)  # (n, L, V) one-hot
+                idx = s._generate(z, None, batch).argmax(-1)  # (n, L, V) one-hot -> (n, L)
             finally:
                 s.G.temperature = 1.0
-            return X.Vocab.from_json(s.family_state["vocab"]).decode(rows.argmax(-1))
-        probs = s._generate(z, None, batch)  # (n, L, V)
-        idx = decode_samples(probs, temperature or None, gen if gen is not None else torch.Generator().manual_seed(0))
+        else:
+            probs = s._generate(z, None, batch)  # (n, L, V)
+            idx = decode_samples(probs, temperature or None,
+                                 gen if gen is not None else torch.Generator().manual_seed(0))
         return X.Vocab.from_json(s.family_state["vocab"]).decode(idx)
 
     def lines(self, samples: torch.Tensor, data: Dataset) -> list[str]:

@@ -34,7 +34,7 @@ ARCHS: dict[str, Arch] = {
     "dcgan": Arch(DCGANGenerator, DCGANTrunk),
 }
 # networks a data family builds itself from what it learned of the data (data/tables_family.py: tabular.py's
-# CTGAN nets; data/text_family.py: text.py's residual conv nets)
+# CTGAN nets; data/text_family.py: text.py's residual conv nets and its LSTM G)
 FAMILY_ARCHS = ("ctgan", "textcnn", "textrnn")
 ARCH_NAMES = (*ARCHS, *FAMILY_ARCHS)  # every model.{g,d}.arch
 

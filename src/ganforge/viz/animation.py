@@ -78,6 +78,10 @@ def make_animation(png_paths: list[str | Path], out_path: str | Path, fps: float
 GIF_MAX_DELAY_MS = 655_350  # a GIF frame's delay is 16 bits of 1/100 s
 
 
+class GifTooSlow(ValueError):
+    """A GIF would hold one picture longer than GIF_MAX_DELAY_MS."""
+
+
 def longest_gif_hold(frames: list[Image.Image], fps: float) -> float:
     """Seconds the longest run of identical frames stays on screen in a GIF (Pillow merges such runs into one
     frame whose delay is their sum)."""
@@ -91,11 +95,11 @@ def longest_gif_hold(frames: list[Image.Image], fps: float) -> float:
 def write_frames(frames: list[Image.Image], out_path: str | Path, fps: float) -> Path:
     """Write same-size frames as an animated GIF (looping) or, for a .mp4 path, an H.264 video through ffmpeg.
 
-    A GIF that would hold one picture longer than GIF's 655 s is a ValueError (nothing is written).
+    A GIF that would hold one picture longer than GIF's 655 s is GifTooSlow (nothing is written).
     """
     out = Path(out_path)
     if out.suffix.lower() != ".mp4" and (hold := longest_gif_hold(frames, fps)) * 1000 > GIF_MAX_DELAY_MS:
-        raise ValueError(f"at {fps:g} frames per second a GIF would show one picture for {hold:g} s; GIF frames "
+        raise GifTooSlow(f"at {fps:g} frames per second a GIF would show one picture for {hold:g} s; GIF frames "
                          f"last at most {GIF_MAX_DELAY_MS // 1000} s (raise the frame rate, or write .mp4)")
     exe = ffmpeg_exe() if out.suffix.lower() == ".mp4" else None
     if out.suffix.lower() == ".mp4" and exe is None:
